@@ -1,0 +1,10 @@
+"""``python -m autograder COMMAND``: the instructor's command line.
+
+    release [--check]           build notebooks/ and solutions/notebooks/ from autograder/assignments/
+    grade DIR [--out OUT]       autograde DIR/<student>/<assignment>.ipynb (or zips) -> grades.csv + feedback
+    demo                        release, then grade two demo students offline, print the grade table
+"""
+
+from autograder.cli import main
+
+raise SystemExit(main())

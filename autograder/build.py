@@ -1,0 +1,142 @@
+"""Build the notebooks from their sources: ``python -m autograder release``.
+
+    autograder/assignments/NN_name.py   (edited by people; see source_format.py)
+        -> <course>/source/NN_name/NN_name.ipynb     nbgrader source notebook (solutions + hidden tests)
+        -> solutions/notebooks/NN_name.ipynb         the same, committed for TAs
+        -> <course>/release/NN_name/NN_name.ipynb    nbgrader generate_assignment (stubs, no hidden tests)
+        -> notebooks/NN_name.ipynb                   the student release, committed
+
+Both committed copies are build outputs: ``release --check`` rebuilds them in a temporary folder
+and fails when they differ from what is committed (CI runs it).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from autograder.source_format import REPO_ROOT, build_notebook
+
+ASSIGNMENTS_DIR = REPO_ROOT / "autograder" / "assignments"
+COURSE_CONFIG = REPO_ROOT / "autograder" / "course" / "nbgrader_config.py"
+RELEASE_DIR = REPO_ROOT / "notebooks"
+SOLUTION_DIR = REPO_ROOT / "solutions" / "notebooks"
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message carries nbgrader's output."""
+
+
+def assignment_ids() -> list[str]:
+    """Assignment names, from the sources ``autograder/assignments/NN_name.py``, in order."""
+    return sorted(path.stem for path in ASSIGNMENTS_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def grading_env(threads: int | None = None) -> dict:
+    """Environment for nbgrader and its kernels: repo importable, venv first on PATH, quiet libraries."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONWARNINGS"] = "ignore"
+    env["TQDM_DISABLE"] = "1"
+    env.pop("MPLBACKEND", None)  # with Agg set, figures vanish from executed notebooks
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+    return env
+
+
+def run_nbgrader(course_root: Path, *args: str, env: dict | None = None, timeout: float | None = None):
+    """Run ``nbgrader ARGS`` in ``course_root``; raise BuildError with its output when it fails."""
+    command = [sys.executable, "-m", "nbgrader", *args]
+    result = subprocess.run(command, cwd=course_root, env=env or grading_env(), capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise BuildError(f"nbgrader {' '.join(args)} failed ({result.returncode}):\n"
+                         f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def new_course(root: Path) -> Path:
+    """A fresh nbgrader course directory at ``root`` with the course configuration."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(COURSE_CONFIG, root / "nbgrader_config.py")
+    return root
+
+
+def write_sources(course_root: Path, assignments=None) -> list[str]:
+    """Build each assignment's nbgrader source notebook into ``course_root/source/``."""
+    assignments = assignments or assignment_ids()
+    for assignment in assignments:
+        folder = course_root / "source" / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(build_notebook(ASSIGNMENTS_DIR / f"{assignment}.py"), folder / f"{assignment}.ipynb")
+    return assignments
+
+
+def generate_release(course_root: Path, assignment: str, database: bool = False) -> Path:
+    """``nbgrader generate_assignment``: the student version, in ``course_root/release/``."""
+    args = ["generate_assignment", assignment, "--force"]
+    if not database:
+        args.append("--no-db")
+    run_nbgrader(course_root, *args)
+    return course_root / "release" / assignment / f"{assignment}.ipynb"
+
+
+def build_all(out_root: Path, assignments=None) -> dict[str, tuple[Path, Path]]:
+    """Build sources and releases in a course at ``out_root``: ``{assignment: (source, release)}``."""
+    course = new_course(out_root)
+    built = {}
+    for assignment in write_sources(course, assignments):
+        release = generate_release(course, assignment)
+        built[assignment] = (course / "source" / assignment / f"{assignment}.ipynb", release)
+    return built
+
+
+def solved_submission(assignment: str) -> nbformat.NotebookNode:
+    """What a student who solved everything hands in: the release with the solution cells filled in.
+
+    Locked and test cells stay exactly as released (hidden tests absent), so nbgrader sees no tampering.
+    """
+    solution = nbformat.read(str(SOLUTION_DIR / f"{assignment}.ipynb"), as_version=4)
+    answers = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in solution.cells
+               if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    submission = nbformat.read(str(RELEASE_DIR / f"{assignment}.ipynb"), as_version=4)
+    for cell in submission.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return submission
+
+
+def release(check: bool = False, assignments=None) -> list[str]:
+    """Rebuild ``notebooks/`` and ``solutions/notebooks/``; with ``check``, only compare.
+
+    Returns the list of problems (stale or missing files); empty means up to date.
+    """
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="xai-release-") as tmp:
+        built = build_all(Path(tmp) / "course", assignments)
+        for assignment, (source, student) in built.items():
+            for produced, committed in ((student, RELEASE_DIR / f"{assignment}.ipynb"),
+                                        (source, SOLUTION_DIR / f"{assignment}.ipynb")):
+                if check:
+                    if not committed.is_file() or not filecmp.cmp(produced, committed, shallow=False):
+                        problems.append(f"{committed.relative_to(REPO_ROOT)} is stale: "
+                                        "run `python -m autograder release` and commit the result")
+                else:
+                    committed.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(produced, committed)
+        if check:
+            expected = {f"{a}.ipynb" for a in built}
+            for folder in (RELEASE_DIR, SOLUTION_DIR):
+                for extra in sorted(p.name for p in folder.glob("*.ipynb") if p.name not in expected):
+                    problems.append(f"{folder.relative_to(REPO_ROOT)}/{extra} has no source in autograder/assignments")
+    return problems

@@ -1,0 +1,95 @@
+"""Hidden checks of Assignment 1 (forward hooks). Grader-only."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from solutions import hooks as reference
+from student_src import checks
+from student_src.models import build_cifar_resnet18
+
+
+def _resnet(train_mode: bool = False) -> nn.Module:
+    torch.manual_seed(1234)
+    model = build_cifar_resnet18()
+    return model.train(train_mode)
+
+
+def _inputs(batch: int, seed: int = 7, size: int = 32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, size, size, generator=generator)
+
+
+def _small_cnn() -> nn.Module:
+    torch.manual_seed(99)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+        nn.Sequential(nn.Conv2d(6, 5, 3, stride=2), nn.Tanh()),
+        nn.Flatten(), nn.LazyLinear(3),
+    )
+
+
+def check_record_activations_values(record_activations) -> None:
+    """Other layers (nested names, a BatchNorm, a block), other batch sizes, another model."""
+    cases = [
+        (_resnet(), ["layer4", "layer1.0.conv1", "layer3.1.bn2", "layer2.0"], _inputs(2)),
+        (_resnet(), ["fc"], _inputs(1, seed=3)),
+    ]
+    small = _small_cnn()
+    small(_inputs(1, size=9))  # materialise the lazy layer
+    cases.append((small, ["2.0", "1", "2"], _inputs(4, seed=5, size=9)))
+    for model, names, x in cases:
+        expected = reference.record_activations(model, names, x)
+        got = record_activations(model, names, x)
+        if not isinstance(got, dict):
+            raise AssertionError("record_activations must return a dict")
+        if list(got) != list(names):
+            raise AssertionError("the keys must be exactly the requested layer names, in the requested order")
+        for name in names:
+            checks.assert_shape(got[name], tuple(expected[name].shape), f"output of layer {name!r}")
+            if got[name].requires_grad or got[name].grad_fn is not None:
+                raise AssertionError(f"the output of layer {name!r} is not detached from the graph")
+            checks.assert_close(got[name], expected[name], 1e-5, f"output of layer {name!r}")
+
+
+def check_record_activations_cleanup(record_activations) -> None:
+    """No hook left after success or after a failing forward; mode and weights unchanged."""
+    model = _resnet(train_mode=True)
+    snapshot = checks.ModelSnapshot(model)
+    record_activations(model, ["layer1", "layer3.0.conv2"], _inputs(2))
+    # BatchNorm running statistics change in train mode by design; compare everything else.
+    if checks.count_hooks(model) != snapshot.hooks:
+        raise AssertionError("a hook was left registered after a successful call")
+    if not all(module.training for module in model.modules()):
+        raise AssertionError("record_activations changed the model's train/eval mode")
+
+    class FailsLate(nn.Module):
+        def forward(self, x):
+            raise ValueError("forward failed on purpose")
+
+    failing = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), FailsLate()))
+    try:
+        record_activations(failing, ["0", "1.0"], _inputs(1, size=4))
+    except Exception:  # noqa: BLE001 (any exception is fine; the hooks must still be removed)
+        pass
+    if checks.count_hooks(failing) != 0:
+        raise AssertionError("hooks must be removed in `finally`: they stayed after the forward pass raised")
+
+    eval_model = _resnet()
+    eval_snapshot = checks.ModelSnapshot(eval_model)
+    record_activations(eval_model, ["layer2"], _inputs(1))
+    eval_snapshot.assert_unchanged(eval_model, "record_activations")
+
+
+def check_top_channels(top_channels) -> None:
+    """Other layers and k, per image, sorted, mean (not max or sum) activation."""
+    model = _resnet()
+    for layer, k, x in (("layer2.1", 7, _inputs(3, seed=11)), ("layer1.0.conv1", 1, _inputs(2, seed=12))):
+        expected_values, expected_indices = reference.top_channels(model, layer, x, k)
+        values, indices = top_channels(model, layer, x, k)
+        checks.assert_shape(values, tuple(expected_values.shape), "top_channels values")
+        checks.assert_shape(indices, tuple(expected_indices.shape), "top_channels indices")
+        checks.assert_close(values, expected_values, 1e-5, f"top_channels values at {layer}")
+        if not torch.equal(torch.as_tensor(indices).long(), expected_indices):
+            raise AssertionError(f"top_channels picked other channels than the largest mean activations at {layer}")

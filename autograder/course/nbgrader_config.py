@@ -1,0 +1,29 @@
+"""nbgrader configuration of the course (copied into every course directory the kit builds).
+
+Why each setting (see DESIGN.md, "nbgrader 0.9.6, measured here"):
+- Execute.timeout: seconds per cell; the heaviest autograded cell stays far below it.
+- interrupt_on_timeout / raise_on_iopub_timeout: a cell that loops forever is interrupted and
+  scored 0 instead of failing the whole submission (which would keep an OLD score).
+- OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
+- GenerateFeedback: hidden tests are cleared from the feedback HTML.
+- IgnorePattern: library warnings on stderr would zero a test cell; drop the known ones.
+"""
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "cnn-explainability"
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+c.Execute.raise_on_iopub_timeout = False
+c.Execute.startup_timeout = 120
+c.OverwriteCells.add_missing_cells = True
+c.Autograde.create_student = True
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(?:UserWarning|DeprecationWarning|FutureWarning).*\n"
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

@@ -1,0 +1,272 @@
+"""Autograde a class with nbgrader: ``python -m autograder grade DIR [--out OUT] [--jobs N]``.
+
+How it works:
+
+1. ``submissions.collect`` reads DIR: per student, only the allow-listed ``<assignment>.ipynb``
+   files; unreadable ones become problem rows.
+2. A *template* nbgrader course is built once in a temporary folder (sources from
+   ``autograder/assignments``, ``generate_assignment`` into its gradebook).
+3. Students are split over N workers. Each worker owns a copy of the template course (its own
+   gradebook, so no two processes write one SQLite file) and runs, per student and notebook,
+   ``nbgrader autograde`` then ``nbgrader generate_feedback`` in a subprocess with a wall-clock
+   limit: a submission that hangs or crashes nbgrader costs only its own row.
+4. Scores are read from the workers' gradebooks; ``OUT/grades.csv`` gets one row per student,
+   notebook and graded cell plus a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the
+   feedback (hidden tests cleared).
+
+Every run starts from fresh course folders, so a re-grade never shows a stale score.
+"""
+
+from __future__ import annotations
+
+import csv
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder import build
+from autograder.submissions import Submission, collect
+
+CSV_FIELDS = ("student_id", "assignment", "item", "kind", "score", "max_score", "status", "message")
+TOTAL_ITEM = "autograded_total"
+NOTEBOOK_TIME_LIMIT = 1200  # seconds for one student's notebook, kernel start included
+
+
+@dataclass
+class Row:
+    student_id: str
+    assignment: str
+    item: str
+    kind: str
+    score: float | None
+    max_score: float
+    status: str
+    message: str = ""
+
+
+def _cell_errors(notebook_path: Path) -> dict:
+    """``{grade_id: "ErrorName: message"}`` for graded cells that raised, from an executed notebook."""
+    errors = {}
+    if not notebook_path.is_file():
+        return errors
+    for cell in nbformat.read(str(notebook_path), as_version=4).cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if grade_id and output.get("output_type") == "error":
+                errors[grade_id] = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"[:500]
+    return errors
+
+
+def _graded_cells(notebook) -> dict:
+    return {cell.metadata["nbgrader"]["grade_id"]: cell for cell in notebook.cells
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+
+
+def integrity_report(course: Path, assignment: str, submitted_path: Path) -> list[str]:
+    """What nbgrader restores in a submission: deleted cells, edited locked cells, cell types, points.
+
+    Compared with the release the student received (``course/release``) and the source's metadata.
+    """
+    source = _graded_cells(nbformat.read(str(course / "source" / assignment / f"{assignment}.ipynb"), 4))
+    released = _graded_cells(nbformat.read(str(course / "release" / assignment / f"{assignment}.ipynb"), 4))
+    handed_in = _graded_cells(nbformat.read(str(submitted_path), 4))
+    notes = []
+    for grade_id, cell in source.items():
+        meta, student_cell = cell.metadata["nbgrader"], handed_in.get(grade_id)
+        if student_cell is None:
+            if meta.get("locked") or meta.get("grade"):
+                notes.append(f"deleted cell {grade_id} restored")
+            continue
+        if student_cell.cell_type != cell.cell_type:
+            notes.append(f"cell type of {grade_id} changed back to {cell.cell_type}")
+        if meta.get("points") is not None and student_cell.metadata["nbgrader"].get("points") != meta["points"]:
+            notes.append(f"points of {grade_id} restored")
+        if meta.get("locked") and student_cell.source != released[grade_id].source:
+            notes.append(f"edited locked cell {grade_id} restored")
+    return notes
+
+
+def _read_gradebook(course: Path, submissions: list[Submission], assignments, notes: dict) -> list[Row]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for submission in submissions:
+            for assignment in assignments:
+                key = (submission.student_id, assignment)
+                problem = submission.problems.get(assignment) or notes.get(key, {}).get("problem")
+                try:
+                    notebook = gradebook.find_submission_notebook(assignment, assignment, submission.student_id)
+                except MissingEntry:
+                    notebook = None
+                manual = _manual_cells(course, assignment)
+                max_auto = _max_autograded(gradebook, assignment, manual)
+                if notebook is None or problem:
+                    rows.append(Row(submission.student_id, assignment, TOTAL_ITEM, "autograded", 0.0, max_auto,
+                                    "not graded", problem or "no grade recorded"))
+                    continue
+                errors = _cell_errors(course / "autograded" / submission.student_id / assignment
+                                      / f"{assignment}.ipynb")
+                auto_total = 0.0
+                for grade in sorted(notebook.grades, key=lambda g: g.cell.name):
+                    name = grade.cell.name
+                    if name not in manual:
+                        score = float(grade.score)
+                        auto_total += score
+                        status = "passed" if score >= grade.max_score else "failed"
+                        rows.append(Row(submission.student_id, assignment, name, "autograded", score,
+                                        float(grade.max_score), status, errors.get(name, "")))
+                    elif grade.needs_manual_grade:
+                        rows.append(Row(submission.student_id, assignment, name, "manual", None,
+                                        float(grade.max_score), "needs manual grading", ""))
+                    else:  # nbgrader gives 0 to an answer left exactly as released
+                        rows.append(Row(submission.student_id, assignment, name, "manual", 0.0,
+                                        float(grade.max_score), "unanswered", ""))
+                message = "; ".join(notes.get(key, {}).get("integrity", []))
+                rows.append(Row(submission.student_id, assignment, TOTAL_ITEM, "autograded", auto_total, max_auto,
+                                "graded", message))
+    return rows
+
+
+def _manual_cells(course: Path, assignment: str) -> set:
+    """grade_ids of manually graded cells (written answers, graded figures) in the source notebook."""
+    source = nbformat.read(str(course / "source" / assignment / f"{assignment}.ipynb"), 4)
+    return {grade_id for grade_id, cell in _graded_cells(source).items()
+            if cell.metadata["nbgrader"].get("solution") and cell.metadata["nbgrader"].get("grade")}
+
+
+def _max_autograded(gradebook, assignment: str, manual: set) -> float:
+    notebook = gradebook.find_notebook(assignment, assignment)
+    return float(sum(cell.max_score for cell in notebook.grade_cells if cell.name not in manual))
+
+
+def _grade_one(course: Path, submission: Submission, assignment: str, env: dict, notes: dict) -> None:
+    target = course / "submitted" / submission.student_id / assignment
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(submission.notebooks[assignment], target / f"{assignment}.ipynb")
+    key = (submission.student_id, assignment)
+    notes[key] = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb")}
+    try:
+        for step in ("autograde", "generate_feedback"):
+            build.run_nbgrader(course, step, assignment, "--student", submission.student_id, "--force",
+                               env=env, timeout=NOTEBOOK_TIME_LIMIT)
+    except subprocess.TimeoutExpired:
+        notes[key]["problem"] = f"grading took longer than {NOTEBOOK_TIME_LIMIT} s and was stopped"
+    except build.BuildError as error:
+        last_lines = [line for line in str(error).splitlines() if line.strip()][-3:]
+        notes[key]["problem"] = "nbgrader could not grade this notebook: " + " | ".join(last_lines)[:400]
+
+
+def make_template_course(root: Path, assignments) -> Path:
+    """An nbgrader course with every assignment generated into its gradebook."""
+    course = build.new_course(root)
+    build.write_sources(course, assignments)
+    for assignment in assignments:
+        build.generate_release(course, assignment, database=True)
+    return course
+
+
+def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress: bool = True) -> list[Row]:
+    """Grade every student in ``directory``; write ``out/grades.csv`` and ``out/feedback/``; return the rows.
+
+    ``jobs`` workers grade students side by side, each in its own course folder; one student's
+    notebooks are all graded by the same worker. With more than one worker, every kernel is
+    pinned to one thread (two kernels fighting over both cores are slower than one each).
+    """
+    assignments = list(assignments or build.assignment_ids())
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="xai-grade-") as tmp:
+        tmp = Path(tmp)
+        submissions = collect(Path(directory), assignments, scratch=tmp / "unpacked")
+        template = make_template_course(tmp / "template", assignments)
+        jobs = max(1, min(jobs, len(submissions) or 1))
+        env = build.grading_env(threads=1 if jobs > 1 else None)
+        students: queue.Queue = queue.Queue()
+        for submission in submissions:
+            students.put(submission)
+        bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
+        graded_by: dict[int, list[Submission]] = {worker: [] for worker in range(jobs)}
+        notes: dict = {}
+        courses = [shutil.copytree(template, tmp / f"worker{worker}") for worker in range(jobs)]
+
+        def work(worker: int) -> None:
+            while True:
+                try:
+                    submission = students.get_nowait()
+                except queue.Empty:
+                    return
+                graded_by[worker].append(submission)
+                for assignment in assignments:
+                    if assignment in submission.notebooks:
+                        _grade_one(courses[worker], submission, assignment, env, notes)
+                        bar.update(1)
+
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(jobs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        bar.close()
+
+        rows = []
+        for worker, course in enumerate(courses):
+            rows.extend(_read_gradebook(course, graded_by[worker], assignments, notes))
+            _copy_feedback(course, out / "feedback")
+    rows.sort(key=lambda row: (row.student_id, row.assignment, row.item == TOTAL_ITEM, row.item))
+    write_csv(rows, out / "grades.csv")
+    return rows
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="grading notebooks", unit="nb", disable=not enabled)
+
+
+def _copy_feedback(course: Path, target: Path) -> None:
+    for html in (course / "feedback").glob("*/*/*.html"):
+        student_id = html.parent.parent.name
+        destination = target / student_id / html.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(html, destination)
+
+
+def write_csv(rows: list[Row], path: Path) -> Path:
+    """Write the rows to ``path`` with the columns ``CSV_FIELDS``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            record = asdict(row)
+            record["score"] = "" if row.score is None else f"{row.score:g}"
+            record["max_score"] = f"{row.max_score:g}"
+            writer.writerow(record)
+    return path
+
+
+def summary_table(rows: list[Row]) -> str:
+    """A plain-text table: one line per student, autograded score per assignment."""
+    totals = [row for row in rows if row.item == TOTAL_ITEM]
+    assignments = sorted({row.assignment for row in totals})
+    students = sorted({row.student_id for row in totals})
+    cell = {(row.student_id, row.assignment): row for row in totals}
+    width = max([len("student")] + [len(s) for s in students])
+    lines = ["  ".join(["student".ljust(width)] + [a.rjust(14) for a in assignments])]
+    for student in students:
+        parts = [student.ljust(width)]
+        for assignment in assignments:
+            row = cell.get((student, assignment))
+            text = "-" if row is None else (f"{row.score:g}/{row.max_score:g}" if row.status == "graded"
+                                            else f"0/{row.max_score:g}*")
+            parts.append(text.rjust(14))
+        lines.append("  ".join(parts))
+    if any(row.status != "graded" for row in totals):
+        lines.append("* not graded: see the status and message columns of grades.csv")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Shared fixtures: everything offline, made by the tests in the real formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from student_src import data, models
+
+
+@pytest.fixture(scope="session")
+def cifar_resnet():
+    """A random-init CIFAR ResNet-18 (seeded), eval mode, CPU: same architecture as the hub model."""
+    torch.manual_seed(0)
+    return models.build_cifar_resnet18().eval()
+
+
+@pytest.fixture(scope="session")
+def cifar_batch():
+    """Eight normalised synthetic 32x32 images (8, 3, 32, 32) and their labels (8,)."""
+    images, labels = data.synthetic_images(8, seed=1)
+    return data.normalize(images), torch.as_tensor(labels)
+
+
+@pytest.fixture()
+def standin_assets(tmp_path, monkeypatch):
+    """A data directory holding the stand-in checkpoint and synthetic CIFAR files, in stand-in mode."""
+    from student_src import fetch
+
+    monkeypatch.setenv("XAI_KIT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XAI_KIT_STANDIN", "1")
+    fetch.make_standin(tmp_path / "standin", n_images=64)
+    return tmp_path
