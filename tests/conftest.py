@@ -32,3 +32,17 @@ def standin_assets(tmp_path, monkeypatch):
     monkeypatch.setenv("XAI_KIT_STANDIN", "1")
     fetch.make_standin(tmp_path / "standin", n_images=64)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def standin_assets_module(tmp_path_factory):
+    """Module-wide stand-in assets (for the slow nbgrader round trips): env set for the module."""
+    from student_src import fetch
+
+    root = tmp_path_factory.mktemp("assets")
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("XAI_KIT_DATA_DIR", str(root))
+    patcher.setenv("XAI_KIT_STANDIN", "1")
+    fetch.make_standin(root / "standin", n_images=200)
+    yield root
+    patcher.undo()

@@ -159,6 +159,8 @@ except RuntimeError:
 assert checks.count_hooks(exploding) == 0, "hooks must be removed in `finally`, also when forward raises"
 print("Hooks are cleaned up.")
 ### BEGIN HIDDEN TESTS
+from autograder.checks import a01_hooks as hidden_checks
+
 hidden_checks.check_record_activations_cleanup(record_activations)
 ### END HIDDEN TESTS
 
@@ -173,6 +175,8 @@ layer3_means = record_activations(model, ["layer3"], x_check)["layer3"].mean(dim
 checks.assert_close(values, layer3_means.gather(1, indices), 1e-6, "values must be the channels' mean activations")
 print("top_channels looks right.")
 ### BEGIN HIDDEN TESTS
+from autograder.checks import a01_hooks as hidden_checks
+
 hidden_checks.check_top_channels(top_channels)
 ### END HIDDEN TESTS
 

@@ -1,0 +1,40 @@
+# The kit's commands. `make test` and `make demo` work on a fresh machine (they create .venv).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test demo release figures fetch standin clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## Tests of the kit, offline: release up to date, then pytest.
+test: install
+	$(PY) -m autograder release --check
+	$(PY) -m pytest -q
+
+## Build the release and grade two demo students (reference, blank); stand-in when offline.
+demo: install
+	$(PY) -m autograder demo
+
+## Rebuild notebooks/ and solutions/notebooks/ from autograder/assignments/.
+release: install
+	$(PY) -m autograder release
+
+## Download the hub model and CIFAR-10 into data/ (needs network).
+fetch: install
+	$(PY) -m student_src.fetch
+
+## Untrained stand-ins for offline use (clearly marked in every figure).
+standin: install
+	$(PY) -m student_src.fetch --standin
+
+clean:
+	rm -rf graded .pytest_cache

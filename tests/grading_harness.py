@@ -1,0 +1,99 @@
+"""Build submissions (solved, blank, mutated, tampered) and grade them with the real pipeline."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+from pathlib import Path
+
+import nbformat
+
+from autograder import build
+from autograder.grade import TOTAL_ITEM, grade
+
+
+def replace_function(cell_source: str, name: str, new_source: str) -> str:
+    """Replace the top-level ``def name`` in a cell by ``new_source`` (the rest of the cell stays)."""
+    lines = cell_source.splitlines()
+    for node in ast.parse(cell_source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            return "\n".join(lines[:start - 1] + new_source.splitlines() + lines[node.end_lineno:])
+    raise KeyError(f"no top-level {name} in the cell")
+
+
+def mutant_source(function) -> tuple[str, str]:
+    """(student name, source renamed to it) of a mutant called ``<student_name>__<mistake>``."""
+    student_name = function.__name__.split("__")[0]
+    source = inspect.getsource(function).replace(f"{function.__name__}(", f"{student_name}(", 1)
+    return student_name, source
+
+
+def mutated_submission(assignment: str, *mutants) -> nbformat.NotebookNode:
+    """The solved submission with each mutant swapped in for the student function of its name."""
+    notebook = build.solved_submission(assignment)
+    for mutant in mutants:
+        name, source = mutant_source(mutant)
+        for cell in notebook.cells:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+                try:
+                    cell.source = replace_function(cell.source, name, source)
+                    break
+                except KeyError:
+                    continue
+        else:
+            raise KeyError(f"no solution cell of {assignment} defines {name}")
+    return notebook
+
+
+def blank_submission(assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(str(build.RELEASE_DIR / f"{assignment}.ipynb"), as_version=4)
+
+
+def edit_cell(notebook, grade_id: str, new_source: str) -> nbformat.NotebookNode:
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            cell.source = new_source
+            return notebook
+    raise KeyError(grade_id)
+
+
+def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2) -> dict:
+    """Grade ``{student_id: notebook or bytes}``; return ``{student_id: {item: Row}}``."""
+    submissions = root / "submissions"
+    for student_id, notebook in students.items():
+        folder = submissions / student_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{assignment}.ipynb"
+        if isinstance(notebook, bytes):
+            path.write_bytes(notebook)
+        else:
+            nbformat.write(notebook, path)
+    rows = grade(submissions, root / "out", jobs=jobs, assignments=[assignment], progress=False)
+    table: dict = {}
+    for row in rows:
+        table.setdefault(row.student_id, {})[row.item] = row
+    return table
+
+
+def points_of(assignment: str) -> dict:
+    """``{grade_id: points}`` of the autograded test cells of an assignment (from the release)."""
+    notebook = blank_submission(assignment)
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.metadata["nbgrader"]["points"]
+            for cell in notebook.cells
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade")
+            and not cell.metadata["nbgrader"].get("solution")}
+
+
+def assert_loses_exactly(table: dict, student_id: str, assignment: str, failing_cells: set) -> None:
+    """The student's failed autograded cells are exactly ``failing_cells``; the total matches."""
+    points = points_of(assignment)
+    rows = table[student_id]
+    assert rows[TOTAL_ITEM].status == "graded", rows[TOTAL_ITEM].message
+    failed = {item for item, row in rows.items() if row.kind == "autograded" and item != TOTAL_ITEM
+              and row.status == "failed"}
+    assert failed == set(failing_cells), f"{student_id}: failed {sorted(failed)}, expected {sorted(failing_cells)}"
+    expected_total = sum(points.values()) - sum(points[cell] for cell in failing_cells)
+    assert rows[TOTAL_ITEM].score == expected_total

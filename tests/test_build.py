@@ -1,0 +1,91 @@
+"""The notebook build: source format, reproducibility, committed outputs up to date, no leaks."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import build, source_format
+
+REPO = source_format.REPO_ROOT
+
+
+def _solution_lines():
+    """Distinctive lines of every reference solution body and model answer."""
+    lines = set()
+    for notebook_path in build.SOLUTION_DIR.glob("*.ipynb"):
+        for cell in nbformat.read(str(notebook_path), 4).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if not meta.get("solution"):
+                continue
+            text = cell.source
+            if cell.cell_type == "code":
+                bodies = re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", text, flags=re.S)
+                text = "\n".join(bodies)
+            lines.update(line.strip() for line in text.splitlines() if len(line.strip()) >= 25)
+    return lines
+
+
+def _student_files():
+    files = [(p, "\n".join(c.source for c in nbformat.read(str(p), 4).cells))
+             for p in build.RELEASE_DIR.glob("*.ipynb")]
+    files += [(p, p.read_text()) for p in (REPO / "student_src").rglob("*.py")]
+    return files
+
+
+def test_committed_release_and_solution_notebooks_are_up_to_date():
+    assert build.release(check=True) == []
+
+
+def test_every_assignment_has_a_release_and_solution_notebook():
+    assert build.assignment_ids(), "no assignment sources found"
+    for assignment in build.assignment_ids():
+        assert (build.RELEASE_DIR / f"{assignment}.ipynb").is_file()
+        assert (build.SOLUTION_DIR / f"{assignment}.ipynb").is_file()
+
+
+def test_release_leaks_no_solution_no_hidden_test_no_grader_import():
+    solution_lines = _solution_lines()
+    assert len(solution_lines) > 10
+    for path, text in _student_files():
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "hidden_checks"):
+            assert marker not in text, f"{path}: contains {marker!r}"
+        assert not re.search(r"^\s*(from|import)\s+(solutions|autograder|tests)\b", text, flags=re.M), \
+            f"{path}: imports an instructor-only package"
+        leaked = [line for line in solution_lines if line in text]
+        assert not leaked, f"{path}: contains solution lines, e.g. {leaked[:2]}"
+
+
+def test_release_has_stubs_and_locked_tests():
+    for path in build.RELEASE_DIR.glob("*.ipynb"):
+        cells = nbformat.read(str(path), 4).cells
+        solutions = [c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        tests = [c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                 and not c.metadata["nbgrader"].get("solution")]
+        assert solutions and tests
+        assert all("raise NotImplementedError()" in c.source for c in solutions if c.cell_type == "code")
+        assert all(c.metadata["nbgrader"]["locked"] for c in tests)
+        assert all(not c.get("outputs") for c in cells if c.cell_type == "code")
+
+
+def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
+    source = tmp_path / "99_demo.py"
+    source.write_text("# preamble ignored\n# %% [markdown]\n# # Title\n#\n# text\n"
+                      "# %% [solution] id=f functions=solutions.hooks:top_channels\n"
+                      "# %% [tests] id=t points=2\nassert f\n"
+                      "# %% [answer] id=q points=1\n# model answer\n")
+    notebook = source_format.build_notebook(source)
+    kinds = [(c.cell_type, c.get("metadata", {}).get("nbgrader", {}).get("grade_id")) for c in notebook.cells]
+    assert kinds == [("markdown", None), ("code", "f"), ("code", "t"), ("markdown", "q")]
+    assert notebook.cells[0].source == "# Title\n\ntext"
+    assert notebook.cells[1].source.startswith("def top_channels(") and "### END SOLUTION" in notebook.cells[1].source
+    assert notebook.cells[2].metadata.nbgrader["points"] == 2 and notebook.cells[2].metadata.nbgrader["locked"]
+    assert [c.id for c in notebook.cells] == [c.id for c in source_format.build_notebook(source).cells]
+    for bad, message in (("# %% [tests] id=t\nx\n", "need points"),
+                         ("# %% [bogus]\n", "unknown cell kind"),
+                         ("# %% [solution] id=s functions=solutions.hooks:nope\n", "no top-level"),
+                         ("# %% [code] id=a\n# %% [code] id=a\n", "duplicate cell id")):
+        source.write_text(bad)
+        with pytest.raises(source_format.SourceError, match=message):
+            source_format.build_notebook(source)

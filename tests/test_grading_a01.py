@@ -1,0 +1,70 @@
+"""Assignment 1 through the real nbgrader pipeline: reference, blank, known-wrong, tampered, corrupt."""
+
+import pytest
+
+from autograder.grade import TOTAL_ITEM
+from tests import grading_harness as harness
+from tests.mutants import a01_hooks as mutants
+
+ASSIGNMENT = "01_hooks"
+CLEANUP, VALUES, TOP = "test_record_activations_cleanup", "test_record_activations_values", "test_top_channels"
+MUTANTS = {
+    "keeps_hooks": (mutants.record_activations__keeps_hooks, {CLEANUP}),
+    "no_finally": (mutants.record_activations__no_finally, {CLEANUP}),
+    "not_detached": (mutants.record_activations__not_detached, {VALUES}),
+    "top_max": (mutants.top_channels__max_not_mean, {TOP}),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, standin_assets_module):
+    blank = harness.blank_submission(ASSIGNMENT)
+    students = {
+        "reference": harness.mutated_submission(ASSIGNMENT),
+        "blank": blank,
+        # A student who replaces a locked test cell by `pass` (and deletes another) still scores 0.
+        "tamperer": harness.edit_cell(blank, VALUES, "pass"),
+        "corrupt": b'{"cells": [ this is not json',
+    }
+    deleted = harness.blank_submission(ASSIGNMENT)
+    deleted.cells = [c for c in deleted.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != TOP]
+    students["deleter"] = deleted
+    for name, (mutant, _) in MUTANTS.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
+    return harness.grade_cohort(tmp_path_factory.mktemp("a01"), ASSIGNMENT, students)
+
+
+def test_reference_gets_full_autograded_marks(graded):
+    harness.assert_loses_exactly(graded, "reference", ASSIGNMENT, set())
+    manual = [row for row in graded["reference"].values() if row.kind == "manual"]
+    assert len(manual) == 3 and all(row.status == "needs manual grading" for row in manual)
+
+
+def test_blank_release_scores_zero(graded):
+    total = graded["blank"][TOTAL_ITEM]
+    assert total.status == "graded" and total.score == 0 and total.max_score == 8
+    assert {row.status for row in graded["blank"].values() if row.kind == "manual"} == {"unanswered"}
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_known_wrong_implementation_loses_exactly_its_points(graded, name):
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, MUTANTS[name][1])
+
+
+def test_edited_locked_test_cell_is_restored(graded):
+    rows = graded["tamperer"]
+    assert rows[VALUES].status == "failed" and rows[TOTAL_ITEM].score == 0
+    assert f"edited locked cell {VALUES} restored" in rows[TOTAL_ITEM].message
+
+
+def test_deleted_test_cell_is_restored_and_run(graded):
+    rows = graded["deleter"]
+    assert rows[TOP].status == "failed" and rows[TOTAL_ITEM].score == 0
+    assert f"deleted cell {TOP} restored" in rows[TOTAL_ITEM].message
+
+
+def test_corrupt_notebook_gets_a_clear_row_and_others_are_graded(graded):
+    total = graded["corrupt"][TOTAL_ITEM]
+    assert total.status == "not graded" and total.score == 0
+    assert "not a readable notebook" in total.message
+    assert graded["reference"][TOTAL_ITEM].score == 8
