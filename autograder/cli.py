@@ -12,13 +12,13 @@ from autograder import build
 
 
 def cmd_release(args) -> int:
-    problems = build.release(check=args.check)
+    problems = build.release(check=args.check, assignments=args.assignment or None)
     if args.check:
         for problem in problems:
             print(problem, file=sys.stderr)
         print("release is up to date" if not problems else f"{len(problems)} stale file(s)")
         return 1 if problems else 0
-    print(f"built {', '.join(build.assignment_ids())} into notebooks/ and solutions/notebooks/")
+    print(f"built {', '.join(args.assignment or build.assignment_ids())} into notebooks/ and solutions/notebooks/")
     return 0
 
 
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
 
     release = commands.add_parser("release", help="build notebooks/ and solutions/notebooks/ from the sources")
     release.add_argument("--check", action="store_true", help="only check that the committed notebooks are up to date")
+    release.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     release.set_defaults(run=cmd_release)
 
     grade = commands.add_parser("grade", help="autograde DIR/<student>/<assignment>.ipynb (or zips)")

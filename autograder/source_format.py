@@ -122,6 +122,29 @@ def _points(cell: SourceCell, filename: str):
         raise SourceError(f"{filename}:{cell.line_number}: points must be a number") from error
 
 
+def kit_settings() -> dict:
+    """``[tool.xai_kit]`` of pyproject.toml: the repository the badges and the Colab set-up point to."""
+    import tomllib
+
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["xai_kit"]
+
+
+def header_cells(assignment: str) -> list:
+    """The cells every notebook starts with: an "Open in Colab" badge and the locked set-up cell."""
+    settings = kit_settings()
+    repository, branch = settings["github_repository"], settings["branch"]
+    url = f"https://colab.research.google.com/github/{repository}/blob/{branch}/notebooks/{assignment}.ipynb"
+    badge = nbformat.v4.new_markdown_cell(
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})")
+    badge["id"] = "colab-badge"
+    template = (REPO_ROOT / "autograder" / "templates" / "setup_cell.py").read_text()
+    setup = nbformat.v4.new_code_cell(
+        template.replace("{pip_source}", f"git+https://github.com/{repository}.git@{branch}").strip("\n"))
+    setup["id"] = "colab_setup"
+    setup.metadata["nbgrader"] = _nbgrader_metadata("colab_setup", solution=False, grade=False, locked=True)
+    return [badge, setup]
+
+
 def build_notebook(source_path: Path) -> nbformat.NotebookNode:
     """The nbgrader *source* notebook (solutions and hidden tests included) for one assignment."""
     source_path = Path(source_path)
@@ -165,4 +188,6 @@ def build_notebook(source_path: Path) -> nbformat.NotebookNode:
             new = nbformat.v4.new_code_cell(code)
         new["id"] = cell_id
         notebook.cells.append(new)
+    # The badge and the set-up cell go right after the title cell.
+    notebook.cells[1:1] = header_cells(source_path.stem)
     return notebook

@@ -77,10 +77,14 @@ def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
                       "# %% [answer] id=q points=1\n# model answer\n")
     notebook = source_format.build_notebook(source)
     kinds = [(c.cell_type, c.get("metadata", {}).get("nbgrader", {}).get("grade_id")) for c in notebook.cells]
-    assert kinds == [("markdown", None), ("code", "f"), ("code", "t"), ("markdown", "q")]
+    # The title, then the shared header (Colab badge, locked set-up cell), then the source's cells.
+    assert kinds == [("markdown", None), ("markdown", None), ("code", "colab_setup"), ("code", "f"),
+                     ("code", "t"), ("markdown", "q")]
     assert notebook.cells[0].source == "# Title\n\ntext"
-    assert notebook.cells[1].source.startswith("def top_channels(") and "### END SOLUTION" in notebook.cells[1].source
-    assert notebook.cells[2].metadata.nbgrader["points"] == 2 and notebook.cells[2].metadata.nbgrader["locked"]
+    assert "colab.research.google.com/github/" in notebook.cells[1].source
+    assert "/notebooks/99_demo.ipynb" in notebook.cells[1].source
+    assert notebook.cells[3].source.startswith("def top_channels(") and "### END SOLUTION" in notebook.cells[3].source
+    assert notebook.cells[4].metadata.nbgrader["points"] == 2 and notebook.cells[4].metadata.nbgrader["locked"]
     assert [c.id for c in notebook.cells] == [c.id for c in source_format.build_notebook(source).cells]
     for bad, message in (("# %% [tests] id=t\nx\n", "need points"),
                          ("# %% [bogus]\n", "unknown cell kind"),
