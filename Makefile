@@ -24,6 +24,10 @@ test: install
 demo: install
 	$(PY) -m autograder demo
 
+## Every solution figure as PNG (+ executed HTML) under solutions/figures/; needs `make fetch`.
+figures: install
+	$(PY) -m autograder figures
+
 ## Rebuild notebooks/ and solutions/notebooks/ from autograder/assignments/.
 release: install
 	$(PY) -m autograder release

@@ -3,6 +3,8 @@
     release [--check]           build notebooks/ and solutions/notebooks/ from autograder/assignments/
     grade DIR [--out OUT]       autograde DIR/<student>/<assignment>.ipynb (or zips) -> grades.csv + feedback
     demo                        release, then grade two demo students offline, print the grade table
+    figures [--standin]         execute the solution notebooks, write every figure to solutions/figures/
+    gradescope [--with-data]    build the Gradescope autograder zip
 """
 
 from autograder.cli import main

@@ -15,6 +15,7 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,15 +54,40 @@ def grading_env(threads: int | None = None) -> dict:
     return env
 
 
-def run_nbgrader(course_root: Path, *args: str, env: dict | None = None, timeout: float | None = None):
-    """Run ``nbgrader ARGS`` in ``course_root``; raise BuildError with its output when it fails."""
+def _limit_memory(megabytes: int):
+    """preexec_fn: cap the address space of nbgrader and the kernels it starts (inherited)."""
+    def apply():
+        import resource
+
+        limit = megabytes * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def run_nbgrader(course_root: Path, *args: str, env: dict | None = None, timeout: float | None = None,
+                 memory_mb: int | None = None) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` in ``course_root``; raise BuildError with its output when it fails.
+
+    ``timeout`` (seconds) kills nbgrader *and its kernel* (a new session, killed as a group) and
+    raises ``subprocess.TimeoutExpired``; ``memory_mb`` caps their address space.
+    """
     command = [sys.executable, "-m", "nbgrader", *args]
-    result = subprocess.run(command, cwd=course_root, env=env or grading_env(), capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise BuildError(f"nbgrader {' '.join(args)} failed ({result.returncode}):\n"
-                         f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
+    process = subprocess.Popen(command, cwd=course_root, env=env or grading_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=_limit_memory(memory_mb) if memory_mb else None)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode != 0:
+        raise BuildError(f"nbgrader {' '.join(args)} failed ({process.returncode}):\n"
+                         f"{stdout[-4000:]}\n{stderr[-4000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def new_course(root: Path) -> Path:

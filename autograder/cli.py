@@ -23,9 +23,10 @@ def cmd_release(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from autograder.grade import grade, summary_table
+    from autograder.grade import Limits, grade, summary_table
 
-    rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet)
+    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_mb=args.memory_mb)
+    rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits)
     print(summary_table(rows))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}\nfeedback: {Path(args.out) / 'feedback'}/<student>/")
     return 0
@@ -35,6 +36,28 @@ def cmd_demo(args) -> int:
     from autograder.demo import run_demo
 
     return run_demo(Path(args.out), jobs=args.jobs)
+
+
+def cmd_gradescope(args) -> int:
+    from autograder.gradescope import build_zip
+
+    path = build_zip(Path(args.out), assignments=args.assignment or None, with_data=args.with_data)
+    print(f"Gradescope autograder zip: {path} ({path.stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
+def cmd_gradescope_run(args) -> int:
+    from autograder.gradescope import run
+
+    results = run(Path(args.root), assignments=args.assignments or None)
+    print(results["output"])
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from autograder.figures import main as figures_main
+
+    return figures_main(Path(args.out), assignments=args.assignment or None, standin=args.standin)
 
 
 def main(argv=None) -> int:
@@ -51,12 +74,34 @@ def main(argv=None) -> int:
     grade.add_argument("--out", default="graded", help="where grades.csv and feedback/ go (default: graded/)")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (then interrupted, 0 points)")
+    grade.add_argument("--notebook-timeout", type=int, default=1200,
+                       help="seconds per notebook (then killed; catches loops that ignore Ctrl-C)")
+    grade.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per notebook kernel")
     grade.set_defaults(run=cmd_grade)
 
     demo = commands.add_parser("demo", help="release, then grade two demo students (reference, blank) offline")
     demo.add_argument("--out", default="graded/demo", help="output folder (default: graded/demo)")
     demo.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     demo.set_defaults(run=cmd_demo)
+
+    gradescope = commands.add_parser("gradescope", help="build the Gradescope autograder zip")
+    gradescope.add_argument("--out", default="graded/gradescope_autograder.zip")
+    gradescope.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    gradescope.add_argument("--with-data", action="store_true",
+                            help="pack the downloaded model and CIFAR-10 (default: stand-in made at setup)")
+    gradescope.set_defaults(run=cmd_gradescope)
+
+    gradescope_run = commands.add_parser("gradescope-run", help="(inside Gradescope) grade the submission")
+    gradescope_run.add_argument("--root", default="/autograder")
+    gradescope_run.add_argument("assignments", nargs="*")
+    gradescope_run.set_defaults(run=cmd_gradescope_run)
+
+    figures = commands.add_parser("figures", help="execute the solution notebooks, write every figure as PNG")
+    figures.add_argument("--out", default=str(build.REPO_ROOT / "solutions" / "figures"))
+    figures.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    figures.add_argument("--standin", action="store_true", help="use the untrained stand-in (figures are marked)")
+    figures.set_defaults(run=cmd_figures)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -35,7 +35,21 @@ from autograder.submissions import Submission, collect
 
 CSV_FIELDS = ("student_id", "assignment", "item", "kind", "score", "max_score", "status", "message")
 TOTAL_ITEM = "autograded_total"
-NOTEBOOK_TIME_LIMIT = 1200  # seconds for one student's notebook, kernel start included
+
+
+@dataclass
+class Limits:
+    """What one student's notebook may use while it is graded.
+
+    cell_seconds: per cell (nbgrader interrupts the cell, scores it 0, and goes on);
+    notebook_seconds: the whole notebook, kernel start included (then nbgrader and the kernel are
+    killed: this catches a loop that ignores Ctrl-C); memory_mb: address space of nbgrader and
+    its kernel (torch alone maps about 4 GB; a larger allocation fails inside the student's cell).
+    """
+
+    cell_seconds: int = 120
+    notebook_seconds: int = 1200
+    memory_mb: int = 8192
 
 
 @dataclass
@@ -146,18 +160,22 @@ def _max_autograded(gradebook, assignment: str, manual: set) -> float:
     return float(sum(cell.max_score for cell in notebook.grade_cells if cell.name not in manual))
 
 
-def _grade_one(course: Path, submission: Submission, assignment: str, env: dict, notes: dict) -> None:
+def _grade_one(course: Path, submission: Submission, assignment: str, env: dict, notes: dict,
+               limits: Limits) -> None:
     target = course / "submitted" / submission.student_id / assignment
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(submission.notebooks[assignment], target / f"{assignment}.ipynb")
     key = (submission.student_id, assignment)
     notes[key] = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb")}
     try:
-        for step in ("autograde", "generate_feedback"):
-            build.run_nbgrader(course, step, assignment, "--student", submission.student_id, "--force",
-                               env=env, timeout=NOTEBOOK_TIME_LIMIT)
+        build.run_nbgrader(course, "autograde", assignment, "--student", submission.student_id, "--force",
+                           f"--Execute.timeout={limits.cell_seconds}", env=env,
+                           timeout=limits.notebook_seconds, memory_mb=limits.memory_mb)
+        build.run_nbgrader(course, "generate_feedback", assignment, "--student", submission.student_id,
+                           "--force", env=env, timeout=300)
     except subprocess.TimeoutExpired:
-        notes[key]["problem"] = f"grading took longer than {NOTEBOOK_TIME_LIMIT} s and was stopped"
+        notes[key]["problem"] = (f"grading was stopped after {limits.notebook_seconds} s "
+                                 "(a cell that never finishes and ignores interrupts?)")
     except build.BuildError as error:
         last_lines = [line for line in str(error).splitlines() if line.strip()][-3:]
         notes[key]["problem"] = "nbgrader could not grade this notebook: " + " | ".join(last_lines)[:400]
@@ -172,7 +190,8 @@ def make_template_course(root: Path, assignments) -> Path:
     return course
 
 
-def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress: bool = True) -> list[Row]:
+def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress: bool = True,
+          limits: Limits | None = None) -> list[Row]:
     """Grade every student in ``directory``; write ``out/grades.csv`` and ``out/feedback/``; return the rows.
 
     ``jobs`` workers grade students side by side, each in its own course folder; one student's
@@ -180,7 +199,11 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     pinned to one thread (two kernels fighting over both cores are slower than one each).
     """
     assignments = list(assignments or build.assignment_ids())
+    limits = limits or Limits()
     out = Path(out)
+    # A re-grade replaces the previous results whole: no stale feedback or CSV survives.
+    shutil.rmtree(out / "feedback", ignore_errors=True)
+    (out / "grades.csv").unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="xai-grade-") as tmp:
         tmp = Path(tmp)
         submissions = collect(Path(directory), assignments, scratch=tmp / "unpacked")
@@ -204,7 +227,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
                 graded_by[worker].append(submission)
                 for assignment in assignments:
                     if assignment in submission.notebooks:
-                        _grade_one(courses[worker], submission, assignment, env, notes)
+                        _grade_one(courses[worker], submission, assignment, env, notes, limits)
                         bar.update(1)
 
         threads = [threading.Thread(target=work, args=(worker,)) for worker in range(jobs)]

@@ -30,6 +30,64 @@ def _target_list(targets, batch_size: int):
     return [ClassifierOutputTarget(int(category)) for category in classes]
 
 
+#: The library's methods the notebooks compare, by the name the figures show.
+LIBRARY_METHODS = {
+    "GradCAM": "GradCAM",              # Selvaraju et al., arXiv 1610.02391
+    "GradCAM++": "GradCAMPlusPlus",    # Chattopadhyay et al., arXiv 1710.11063
+    "XGradCAM": "XGradCAM",            # Fu et al., arXiv 2008.02312
+    "HiResCAM": "HiResCAM",            # Draelos & Carin, arXiv 2011.08891
+    "EigenCAM": "EigenCAM",            # Muhammad & Yeasin, arXiv 2008.00299 (no gradients, no target)
+    "ScoreCAM": "ScoreCAM",            # Wang et al., arXiv 1910.01279 (one forward pass per channel: slow)
+    "LayerCAM": "LayerCAM",            # Jiang et al., IEEE TIP 2021
+}
+
+
+def library_cam(method: str, model: nn.Module, layer_name: str, x: torch.Tensor, targets=None,
+                batch_size: int | None = None) -> torch.Tensor:
+    """Maps of one of pytorch-grad-cam's methods (:data:`LIBRARY_METHODS`), as a tensor.
+
+    Args:
+        method: a key of :data:`LIBRARY_METHODS`, e.g. ``"GradCAM++"`` or ``"ScoreCAM"``.
+        model: a classifier whose ``forward`` returns logits (B, num_classes); left as it was
+            (train/eval mode of every module, the parameters' ``.grad``, no hook left).
+        layer_name: the target layer, as in ``model.named_modules()`` (``"layer4"``, ``"layer3.1"``).
+        x: input batch (B, 3, H, W); not modified, no ``.grad`` is written to it.
+        targets: ``None`` (each image's predicted class), one int for every image, or a
+            sequence of B class indices. The score explained is the raw logit.
+        batch_size: ScoreCAM only: how many masked images it scores per forward pass
+            (the library's default is 16).
+
+    Returns:
+        float32 tensor (B, H, W) on ``x``'s device, each map in [0, 1] (the library's
+        ReLU, min-max scaling and bilinear upsampling to the input size). The library's
+        progress bars and warnings are silenced.
+    """
+    import contextlib
+    import io
+
+    import pytorch_grad_cam
+
+    if method not in LIBRARY_METHODS:
+        raise ValueError(f"unknown method {method!r}; one of {', '.join(LIBRARY_METHODS)}")
+    cam_class = getattr(pytorch_grad_cam, LIBRARY_METHODS[method])
+    layer = model.get_submodule(layer_name)
+    modes = [(module, module.training) for module in model.modules()]
+    grads = [(parameter, parameter.grad) for parameter in model.parameters()]
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            with cam_class(model=model, target_layers=[layer]) as cam:
+                if batch_size is not None:
+                    cam.batch_size = batch_size
+                maps = cam(input_tensor=x.detach(), targets=_target_list(targets, x.shape[0]))
+    finally:
+        for module, training in modes:
+            module.training = training
+        for parameter, grad in grads:
+            parameter.grad = grad
+    return torch.from_numpy(maps).float().to(x.device)
+
+
 def library_grad_cam(model: nn.Module, layer_name: str, x: torch.Tensor, targets=None) -> torch.Tensor:
     """Grad-CAM maps from ``pytorch_grad_cam.GradCAM`` (Selvaraju et al., arXiv 1610.02391).
 
@@ -44,19 +102,4 @@ def library_grad_cam(model: nn.Module, layer_name: str, x: torch.Tensor, targets
         float32 tensor (B, H, W) on ``x``'s device, each map in [0, 1] (the library's
         ReLU, min-max scaling and bilinear upsampling to the input size).
     """
-    from pytorch_grad_cam import GradCAM
-
-    layer = model.get_submodule(layer_name)
-    modes = [(module, module.training) for module in model.modules()]
-    grads = [(parameter, parameter.grad) for parameter in model.parameters()]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with GradCAM(model=model, target_layers=[layer]) as cam:
-                maps = cam(input_tensor=x.detach(), targets=_target_list(targets, x.shape[0]))
-    finally:
-        for module, training in modes:
-            module.training = training
-        for parameter, grad in grads:
-            parameter.grad = grad
-    return torch.from_numpy(maps).float().to(x.device)
+    return library_cam("GradCAM", model, layer_name, x, targets)

@@ -55,7 +55,8 @@ def _run_metric(metric, model: nn.Module, x: torch.Tensor, maps, targets, seed: 
     with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
         # ROAD's imputer calls np.argwhere on a torch tensor: NumPy 2 warns about it on every image.
         # The result is right; the warning would only fail a notebook test cell that writes to stderr.
-        warnings.filterwarnings("ignore", message=r".*__array_wrap__ must accept context", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*__array_wrap__ must accept context",
+                                category=DeprecationWarning)
         torch.manual_seed(seed)
         scores = metric(x, cams, softmax_targets(targets, len(x)), model)
     return torch.as_tensor(np.asarray(scores, dtype=np.float32)).reshape(-1)

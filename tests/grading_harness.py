@@ -47,6 +47,16 @@ def mutated_submission(assignment: str, *mutants) -> nbformat.NotebookNode:
     return notebook
 
 
+def with_code(notebook, grade_id: str, code: str, prepend: bool = True) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` with ``code`` added to the solution cell ``grade_id``."""
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            cell.source = f"{code}\n{cell.source}" if prepend else f"{cell.source}\n{code}"
+            return notebook
+    raise KeyError(grade_id)
+
+
 def blank_submission(assignment: str) -> nbformat.NotebookNode:
     return nbformat.read(str(build.RELEASE_DIR / f"{assignment}.ipynb"), as_version=4)
 
@@ -60,8 +70,11 @@ def edit_cell(notebook, grade_id: str, new_source: str) -> nbformat.NotebookNode
     raise KeyError(grade_id)
 
 
-def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2) -> dict:
-    """Grade ``{student_id: notebook or bytes}``; return ``{student_id: {item: Row}}``."""
+def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, limits=None, extra_files=None) -> dict:
+    """Grade ``{student_id: notebook or bytes}``; return ``{student_id: {item: Row}}``.
+
+    ``extra_files`` maps a student to ``{relative path: text}`` handed in beside the notebook.
+    """
     submissions = root / "submissions"
     for student_id, notebook in students.items():
         folder = submissions / student_id
@@ -71,7 +84,12 @@ def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2) -> 
             path.write_bytes(notebook)
         else:
             nbformat.write(notebook, path)
-    rows = grade(submissions, root / "out", jobs=jobs, assignments=[assignment], progress=False)
+    for student_id, files in (extra_files or {}).items():
+        for relative, text in files.items():
+            path = submissions / student_id / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    rows = grade(submissions, root / "out", jobs=jobs, assignments=[assignment], progress=False, limits=limits)
     table: dict = {}
     for row in rows:
         table.setdefault(row.student_id, {})[row.item] = row

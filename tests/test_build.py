@@ -49,7 +49,7 @@ def test_release_leaks_no_solution_no_hidden_test_no_grader_import():
     solution_lines = _solution_lines()
     assert len(solution_lines) > 10
     for path, text in _student_files():
-        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "hidden_checks"):
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "hidden.run("):
             assert marker not in text, f"{path}: contains {marker!r}"
         assert not re.search(r"^\s*(from|import)\s+(solutions|autograder|tests)\b", text, flags=re.M), \
             f"{path}: imports an instructor-only package"

@@ -47,7 +47,7 @@ print(f"Model on {DEVICE}; {len(test_set)} test images; classes: {', '.join(CLAS
 # stride 1 and there is no max-pool, so a 32x32 image keeps its resolution in `layer1`.
 # Print it and find the four stages `layer1`..`layer4`.
 
-# %% [code]
+# %% [code] id=print_model
 print(model)
 
 # %% [markdown]
@@ -56,7 +56,7 @@ print(model)
 # of 256 when the autograder runs it, to keep grading fast) and reports the accuracy overall
 # and per class.
 
-# %% [code]
+# %% [code] id=fig_accuracy_per_class
 eval_indices = data.evaluation_indices(test_set)
 probabilities = data.predict(model, test_set, eval_indices)
 confidences, predictions = probabilities.max(dim=1)
@@ -79,7 +79,7 @@ plt.show()
 # Ten correctly and ten incorrectly classified test images, with the true label, the
 # prediction and the model's confidence (softmax probability of the predicted class).
 
-# %% [code]
+# %% [code] id=fig_right_and_wrong
 def show_examples(correct, n=10, seed=0):
     picked = data.select_examples(predictions.numpy(), labels, n, correct=correct, seed=seed)
     images = data.denormalize(test_set.batch(eval_indices[picked])[0])
@@ -134,9 +134,9 @@ with torch.no_grad():
     checks.assert_close(recorded["layer1"], model.layer1(stem), 1e-5, "layer1 output")
 print("Shapes and values look right.")
 ### BEGIN HIDDEN TESTS
-from autograder.checks import a01_hooks as hidden_checks
+from autograder import hidden
 
-hidden_checks.check_record_activations_values(record_activations)
+hidden.run("a01_hooks", "check_record_activations_values", record_activations)
 ### END HIDDEN TESTS
 
 # %% [tests] id=test_record_activations_cleanup points=3
@@ -159,9 +159,9 @@ except RuntimeError:
 assert checks.count_hooks(exploding) == 0, "hooks must be removed in `finally`, also when forward raises"
 print("Hooks are cleaned up.")
 ### BEGIN HIDDEN TESTS
-from autograder.checks import a01_hooks as hidden_checks
+from autograder import hidden
 
-hidden_checks.check_record_activations_cleanup(record_activations)
+hidden.run("a01_hooks", "check_record_activations_cleanup", record_activations)
 ### END HIDDEN TESTS
 
 # %% [solution] id=top_channels functions=solutions.hooks:top_channels
@@ -175,9 +175,9 @@ layer3_means = record_activations(model, ["layer3"], x_check)["layer3"].mean(dim
 checks.assert_close(values, layer3_means.gather(1, indices), 1e-6, "values must be the channels' mean activations")
 print("top_channels looks right.")
 ### BEGIN HIDDEN TESTS
-from autograder.checks import a01_hooks as hidden_checks
+from autograder import hidden
 
-hidden_checks.check_top_channels(top_channels)
+hidden.run("a01_hooks", "check_top_channels", top_channels)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -187,7 +187,7 @@ hidden_checks.check_top_channels(top_channels)
 # The cell below records all four stages for one test image and shows 16 channels of each.
 # Look at the resolution (32, 16, 8, 4) and at what the channels respond to.
 
-# %% [code]
+# %% [code] id=fig_feature_maps_layer1_to_layer4
 image_index = int(eval_indices[0])
 x_one, label_one = test_set.batch([image_index])
 stages = ["layer1", "layer2", "layer3", "layer4"]
@@ -205,7 +205,7 @@ for name in stages:
 # For a few images of two classes, compare the most activated `layer4` channels. Channels that
 # appear for one class and not the other are candidates for class-specific features.
 
-# %% [code]
+# %% [code] id=class_top_channels
 def images_of_class(class_index, n=4):
     chosen = eval_indices[labels == class_index][:n]
     return test_set.batch(chosen)[0].to(DEVICE)

@@ -7,6 +7,7 @@ Why each setting (see DESIGN.md, "nbgrader 0.9.6, measured here"):
 - OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
 - GenerateFeedback: hidden tests are cleared from the feedback HTML.
 - IgnorePattern: library warnings on stderr would zero a test cell; drop the known ones.
+- autograde_preprocessors: the tamper guard and traceback cleaning of nbgrader_plugins.py.
 """
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -22,6 +23,20 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?:UserWarning|DeprecationWarning|FutureWarning).*\n"
+# Tamper guard and traceback hygiene (autograder/nbgrader_plugins.py): the guard cell runs before
+# any student code; grader frames are cut from error outputs; the guard leaves no trace.
+c.Autograde.autograde_preprocessors = [
+    "autograder.nbgrader_plugins.InjectGuard",
+    "nbgrader.preprocessors.Execute",
+    "autograder.nbgrader_plugins.RemoveGuard",
+    "autograder.nbgrader_plugins.StripGraderTracebacks",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

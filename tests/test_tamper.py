@@ -1,0 +1,167 @@
+"""Cheating and broken submissions, graded through the real pipeline: each gets the score it must.
+
+The honest scores of Assignment 1 (8 autograded points): values 3, cleanup 3, top_channels 2.
+"""
+
+import copy
+
+import nbformat
+import pytest
+
+from autograder.grade import TOTAL_ITEM, Limits
+from tests import grading_harness as harness
+
+A = "01_hooks"
+VALUES, CLEANUP, TOP = "test_record_activations_values", "test_record_activations_cleanup", "test_top_channels"
+
+# Wrong answers (all zeros) dressed up so every *visible* check passes: the comparison helpers
+# and torch/numpy comparisons are replaced from inside the student's own cell.
+FAKE_RECORD = '''
+import numpy as np
+import torch
+import student_src.checks as _c
+_c.assert_close = lambda *a, **k: 0.0
+_c.assert_shape = lambda *a, **k: None
+_c.count_hooks = lambda *a, **k: 0
+torch.allclose = lambda *a, **k: True
+np.allclose = lambda *a, **k: True
+
+
+def record_activations(model, layer_names, x):
+    return {name: torch.zeros(1) for name in layer_names}
+'''
+PATCH_REFERENCE = '''
+import solutions.hooks
+
+
+def top_channels(model, layer_name, x, k=5):
+    activation = record_activations(model, [layer_name], x)[layer_name]
+    return activation.flatten(2).amax(dim=2).topk(k, dim=1)
+
+
+solutions.hooks.top_channels = top_channels  # make the reference agree with this wrong answer
+'''
+LOOP_IGNORING_CTRL_C = '''
+import time
+
+
+def top_channels(model, layer_name, x, k=5):
+    while True:
+        try:
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pass
+'''
+MEMORY_HOG = '''
+import torch
+
+
+def top_channels(model, layer_name, x, k=5):
+    hog = torch.ones(200_000_000_000)  # 800 GB
+    return hog, hog
+'''
+FAKE_CHECKS_MODULE = "def assert_close(*a, **k):\n    return 0.0\n"
+
+
+def _cell(notebook, grade_id):
+    return next(c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, standin_assets_module):
+    solved, blank = harness.mutated_submission(A), harness.blank_submission(A)
+    fake = copy.deepcopy(solved)
+    _cell(fake, "record_activations").source = FAKE_RECORD
+    patched_reference = copy.deepcopy(solved)
+    _cell(patched_reference, "top_channels").source = PATCH_REFERENCE
+    looping = copy.deepcopy(solved)
+    _cell(looping, "top_channels").source = LOOP_IGNORING_CTRL_C
+    hog = copy.deepcopy(solved)
+    _cell(hog, "top_channels").source = MEMORY_HOG
+    points = copy.deepcopy(blank)
+    _cell(points, VALUES).metadata.nbgrader["points"] = 100
+    _cell(points, VALUES).source = "pass"
+    retyped = copy.deepcopy(blank)
+    _cell(retyped, CLEANUP).cell_type = "markdown"
+    del _cell(retyped, CLEANUP)["outputs"], _cell(retyped, CLEANUP)["execution_count"]
+    raises = harness.with_code(solved, "record_activations", "import this_module_does_not_exist")
+    students = {"honest": solved, "fake_checks": fake, "patched_reference": patched_reference,
+                "looping": looping, "memory_hog": hog, "changed_points": points, "retyped": retyped,
+                "raises_on_import": raises, "shadowing": blank, "missing": None}
+    students = {k: v for k, v in students.items() if v is not None}
+    extra = {"shadowing": {"numpy.py": "raise SystemExit('shadowed numpy')\n",
+                           "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
+             "missing": {"README.txt": "I forgot the notebook"}}
+    limits = Limits(cell_seconds=10, notebook_seconds=150, memory_mb=8192)
+    return harness.grade_cohort(tmp_path_factory.mktemp("tamper"), A, students, limits=limits, extra_files=extra)
+
+
+def _total(graded, student):
+    return graded[student][TOTAL_ITEM]
+
+
+def test_honest_submission_full_marks(graded):
+    assert _total(graded, "honest").score == 8
+
+
+def test_monkeypatched_comparisons_do_not_fool_the_hidden_checks(graded):
+    rows = graded["fake_checks"]
+    assert rows[VALUES].status == "failed" and rows[CLEANUP].status == "failed"
+    assert "grading environment was modified" in rows[VALUES].message
+    assert _total(graded, "fake_checks").score == 0  # top_channels uses the fake record_activations too
+
+
+def test_patching_the_reference_is_detected(graded):
+    rows = graded["patched_reference"]
+    assert rows[TOP].status == "failed" and "grading environment was modified" in rows[TOP].message
+    assert _total(graded, "patched_reference").score == 6
+
+
+def test_a_loop_that_ignores_ctrl_c_costs_only_its_cell(graded):
+    rows = graded["looping"]
+    total = rows[TOTAL_ITEM]
+    if total.status == "graded":  # nbgrader managed to interrupt the cell
+        assert rows[TOP].status == "failed" and total.score == 6
+    else:  # the notebook was killed at its wall-clock limit: a clear row, 0
+        assert total.score == 0 and "stopped after" in total.message
+    assert _total(graded, "honest").score == 8
+
+
+def test_memory_hog_fails_its_cell_with_a_clear_message(graded):
+    rows = graded["memory_hog"]
+    assert rows[TOP].status == "failed" and "allocate" in rows[TOP].message
+    assert _total(graded, "memory_hog").score == 6
+
+
+def test_changed_points_and_cell_types_are_restored_and_counted(graded):
+    total = _total(graded, "changed_points")
+    assert total.score == 0 and total.max_score == 8
+    assert f"points of {VALUES} restored" in total.message and f"edited locked cell {VALUES} restored" in total.message
+    retyped = _total(graded, "retyped")
+    assert retyped.score == 0 and f"cell type of {CLEANUP} changed back to code" in retyped.message
+
+
+def test_a_notebook_that_raises_on_import_gets_its_honest_score(graded):
+    rows = graded["raises_on_import"]
+    assert "ModuleNotFoundError" in rows[VALUES].message
+    # record_activations is never defined: everything that needs it fails, nothing else is affected.
+    assert _total(graded, "raises_on_import").score == 0
+    assert _total(graded, "honest").score == 8
+
+
+def test_files_beside_the_notebook_cannot_shadow_imports(graded):
+    total = _total(graded, "shadowing")
+    assert total.status == "graded" and total.score == 0  # the blank release, fake checks ignored
+
+
+def test_missing_notebook_row(graded):
+    total = _total(graded, "missing")
+    assert total.status == "not graded" and total.message == "no 01_hooks.ipynb handed in"
+
+
+def test_feedback_shows_failures_but_no_hidden_code(graded, tmp_path_factory):
+    out = next(tmp_path_factory.getbasetemp().glob("tamper*/out"))
+    html = (out / "feedback" / "fake_checks" / f"{A}.html").read_text()
+    assert "grading environment was modified" in html
+    for secret in ("hidden.run", "BEGIN HIDDEN", "check_record_activations", "autograder/checks", "solutions/"):
+        assert secret not in html, secret
