@@ -26,6 +26,17 @@ def cmd_grade(args) -> int:
     from autograder.grade import Limits, grade, summary_table
 
     limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_mb=args.memory_mb)
+    from autograder.demo import real_assets_present
+    from student_src import assets
+
+    if args.standin:
+        os.environ[assets.STANDIN_ENV] = "1"
+    if not real_assets_present() and not assets.standin_requested():
+        # Every notebook would fail in its set-up cell: say so once instead of grading everyone 0.
+        print(f"The hub model and CIFAR-10 are not downloaded ({assets.data_dir()}). Fetch them with:\n"
+              f"    {assets.FETCH_COMMAND}\nor grade on the untrained stand-in (scores are exact, figures are not):\n"
+              f"    python -m autograder grade {args.directory} --standin", file=sys.stderr)
+        return 1
     rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits)
     print(summary_table(rows))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}\nfeedback: {Path(args.out) / 'feedback'}/<student>/")
@@ -60,6 +71,12 @@ def cmd_figures(args) -> int:
     return figures_main(Path(args.out), assignments=args.assignment or None, standin=args.standin)
 
 
+def cmd_validate(args) -> int:
+    from autograder.validate import main as validate_main
+
+    return validate_main(args.assignment or None)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +91,7 @@ def main(argv=None) -> int:
     grade.add_argument("--out", default="graded", help="where grades.csv and feedback/ go (default: graded/)")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--standin", action="store_true", help="grade on the untrained stand-in model (offline)")
     grade.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (then interrupted, 0 points)")
     grade.add_argument("--notebook-timeout", type=int, default=1200,
                        help="seconds per notebook (then killed; catches loops that ignore Ctrl-C)")
@@ -96,6 +114,10 @@ def main(argv=None) -> int:
     gradescope_run.add_argument("--root", default="/autograder")
     gradescope_run.add_argument("assignments", nargs="*")
     gradescope_run.set_defaults(run=cmd_gradescope_run)
+
+    validate = commands.add_parser("validate", help="nbgrader validation: solutions pass, releases fail every test")
+    validate.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    validate.set_defaults(run=cmd_validate)
 
     figures = commands.add_parser("figures", help="execute the solution notebooks, write every figure as PNG")
     figures.add_argument("--out", default=str(build.REPO_ROOT / "solutions" / "figures"))

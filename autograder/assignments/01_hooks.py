@@ -20,25 +20,16 @@
 # run *Kernel > Restart & Run All* and check that no cell shows an error.
 
 # %% [locked] id=setup
-import warnings
-
-warnings.filterwarnings("ignore", category=UserWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from student_src import checks, data, models, viz
+from student_src import checks, data, models, session, viz
 
-checks.hello()
-torch.manual_seed(0)
-model = models.load_model()
-test_set = data.load_test_set()
+model, test_set = session.start()  # silences library warnings, seeds, loads model and data
 DEVICE = next(model.parameters()).device
 CLASSES = test_set.classes
-print(f"Model on {DEVICE}; {len(test_set)} test images; classes: {', '.join(CLASSES)}")
 
 # %% [markdown]
 # ## Part 1: the model and the data
