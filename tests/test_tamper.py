@@ -94,7 +94,9 @@ def graded(tmp_path_factory, standin_assets_module):
     extra = {"shadowing": {"numpy.py": "raise SystemExit('shadowed numpy')\n",
                            "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
              "missing": {"README.txt": "I forgot the notebook"}}
-    limits = Limits(cell_seconds=10, notebook_seconds=150, memory_mb=8192)
+    # Cells get 60 s (the guard and set-up cells import torch: allow for a loaded machine); the
+    # looping notebook is interrupted at 60 s or killed at 300 s.
+    limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
     return harness.grade_cohort(tmp_path_factory.mktemp("tamper"), A, students, limits=limits, extra_files=extra)
 
 
@@ -145,7 +147,7 @@ def test_changed_points_and_cell_types_are_restored_and_counted(graded):
 
 def test_a_notebook_that_raises_on_import_gets_its_honest_score(graded):
     rows = graded["raises_on_import"]
-    assert "ModuleNotFoundError" in rows[VALUES].message
+    assert "name 'record_activations' is not defined" in rows[VALUES].message
     # record_activations is never defined: everything that needs it fails, nothing else is affected.
     assert _total(graded, "raises_on_import").score == 0
     assert _total(graded, "honest").score == 8

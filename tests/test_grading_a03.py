@@ -1,0 +1,58 @@
+"""Assignment 3 through the real nbgrader pipeline: reference, blank, and the issue's wrong guided rules."""
+
+import pytest
+
+from autograder.grade import TOTAL_ITEM
+from tests import grading_harness as harness
+from tests.mutants import a03_guided as mutants
+
+ASSIGNMENT = "03_guided"
+RULE, VALUES = "test_guided_relu_rule", "test_guided_backprop_values"
+RESTORES = "test_guided_backprop_restores_model"
+#: The issue's three wrong guided rules; each must lose exactly these cells' points.
+MUTANTS = {
+    # gradient gated only by the forward input (the plain ReLU derivative)
+    "plain_backprop": (mutants.GuidedReLUFunction__plain_backprop, {RULE, VALUES}),
+    # gradient gated only by the incoming gradient (Zeiler & Fergus' deconvnet)
+    "deconvnet": (mutants.GuidedReLUFunction__deconvnet, {RULE, VALUES}),
+    # right rule, but the guided ReLUs are never taken out of the model again
+    "relus_left_replaced": (mutants.guided_backprop__relus_left_replaced, {RESTORES}),
+}
+AUTOGRADED_POINTS = 15
+MANUAL_CELLS = {"q_why_sharper", "q_class_sensitivity", "q_faithfulness", "q_right_wrong"}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, standin_assets_module):
+    students = {
+        "reference": harness.mutated_submission(ASSIGNMENT),
+        "blank": harness.blank_submission(ASSIGNMENT),
+    }
+    for name, (mutant, _) in MUTANTS.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
+    return harness.grade_cohort(tmp_path_factory.mktemp("a03"), ASSIGNMENT, students)
+
+
+def test_points_are_as_designed():
+    points = harness.points_of(ASSIGNMENT)
+    assert sum(points.values()) == AUTOGRADED_POINTS
+    assert points[RULE] == 2 and points[VALUES] == 3 and points[RESTORES] == 2
+
+
+def test_reference_gets_full_autograded_marks(graded):
+    harness.assert_loses_exactly(graded, "reference", ASSIGNMENT, set())
+    assert graded["reference"][TOTAL_ITEM].score == AUTOGRADED_POINTS
+    manual = {item for item, row in graded["reference"].items() if row.kind == "manual"}
+    assert manual == MANUAL_CELLS
+    assert all(graded["reference"][item].status == "needs manual grading" for item in manual)
+
+
+def test_blank_release_scores_zero(graded):
+    total = graded["blank"][TOTAL_ITEM]
+    assert total.status == "graded" and total.score == 0 and total.max_score == AUTOGRADED_POINTS
+    assert {row.status for row in graded["blank"].values() if row.kind == "manual"} == {"unanswered"}
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_wrong_guided_rule_loses_exactly_its_points(graded, name):
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, MUTANTS[name][1])
