@@ -106,6 +106,38 @@ def quiet_warnings():
         yield
 
 
+@contextmanager
+def globals_replaced(function, **names):
+    """Inside the block, ``function`` sees ``names`` as its globals; they are restored afterwards.
+
+    A function defined in a notebook looks up the helpers it calls (``scale_cams``, say) in the
+    notebook's namespace when it runs. The tests use this to check your Assignment 4 function
+    with *known-good* Assignment 2 helpers, so that a mistake in helpers you pasted is not
+    counted a second time::
+
+        with checks.globals_replaced(layer_cam, scale_cams=library_cams.library_scale_cams):
+            maps = layer_cam(model, "layer3", x)
+
+    Every function of the same namespace sees the replacements during the block. Names that did
+    not exist before are removed again; a function without ``__globals__`` is called as it is.
+    """
+    namespace = getattr(function, "__globals__", None)
+    if namespace is None or not names:
+        yield
+        return
+    absent = object()
+    saved = {name: namespace.get(name, absent) for name in names}
+    namespace.update(names)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is absent:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
 def hello() -> None:
     """First cell of every notebook: prove the environment works and say what is missing."""
     from student_src import assets, models

@@ -103,3 +103,101 @@ def library_grad_cam(model: nn.Module, layer_name: str, x: torch.Tensor, targets
         ReLU, min-max scaling and bilinear upsampling to the input size).
     """
     return library_cam("GradCAM", model, layer_name, x, targets)
+
+
+def library_scale_cams(cams: torch.Tensor, size) -> torch.Tensor:
+    """pytorch-grad-cam's post-processing of raw maps, for comparison with your own.
+
+    The library (``BaseCAM.compute_cam_per_layer`` and ``aggregate_multi_layers``) applies
+    ``np.maximum(cam, 0)``, then ``scale_cam_image(cam, size)`` (per-image min-max, then an
+    OpenCV bilinear resize), then ``np.maximum(., 0)`` and ``scale_cam_image`` again.
+
+    Args:
+        cams: raw maps (B, h, w) at a layer's resolution.
+        size: the output size ``(H, W)`` (an ``int`` means ``(size, size)``).
+
+    Returns:
+        float32 tensor (B, H, W) on ``cams``' device.
+    """
+    import numpy as np
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    array = cams.detach().float().cpu().numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resized = scale_cam_image(np.maximum(array, 0), (width, height))  # OpenCV sizes are (width, height)
+        scaled = scale_cam_image(np.maximum(resized, 0))
+    return torch.from_numpy(np.ascontiguousarray(scaled, dtype=np.float32)).to(cams.device)
+
+
+def library_activations_and_gradients(model: nn.Module, layer_name: str, x: torch.Tensor, targets=None):
+    """A layer's activations and the class score's gradient, recorded by pytorch-grad-cam's hooks.
+
+    Same signature and conventions as Assignment 2's ``activations_and_gradients``: the score is
+    ``sum_b logits[b, targets[b]]`` (raw logits; ``targets=None`` is each image's predicted
+    class, an int is one class for every image), and its gradient is taken with respect to the
+    output ``A`` of ``layer_name`` only (``torch.autograd.grad``), so no parameter ``.grad`` is
+    filled. The hooks are ``pytorch_grad_cam.activations_and_gradients.ActivationsAndGradients``
+    (a forward hook that keeps ``A`` and a tensor hook on it that records the gradient); they
+    are removed before returning, also when something raises.
+
+    Returns:
+        ``(activations, gradients, logits)``, detached: (B, C, h, w), (B, C, h, w) and (B, K).
+    """
+    from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+
+    recorder = ActivationsAndGradients(model, [model.get_submodule(layer_name)], None, detach=False)
+    try:
+        with torch.set_grad_enabled(True):  # also inside a caller's torch.no_grad()
+            # An input that requires grad keeps A in the graph even when the weights are frozen.
+            logits = recorder(x.detach().clone().requires_grad_(True))
+            if not recorder.activations:
+                raise RuntimeError(f"the forward pass never reached layer {layer_name!r}")
+            layer_output = recorder.activations[0]
+            chosen = logits.argmax(dim=1) if targets is None else targets
+            class_score = sum(target(row) for target, row in zip(_target_list(chosen, len(logits)), logits))
+            torch.autograd.grad(class_score, layer_output)  # the library's tensor hook records dS/dA
+            gradient = recorder.gradients[0]
+    finally:
+        # release() would detach_() the recorded tensors in place, which fails on views: drop them first.
+        recorder.activations, recorder.gradients = [], []
+        recorder.release()
+    return layer_output.detach(), gradient.detach(), logits.detach()
+
+
+def library_guided_backprop(model: nn.Module, x: torch.Tensor, targets=None) -> torch.Tensor:
+    """Guided backpropagation (Springenberg et al., arXiv 1412.6806) from captum's ``GuidedBackprop``.
+
+    Same signature as Assignment 3's ``guided_backprop``: the gradient of each image's target
+    logit with respect to the input, every ReLU passing back only positive gradients where its
+    input was positive. captum is batched (pytorch-grad-cam's ``GuidedBackpropReLUModel`` takes
+    one image at a time and leaves the model's ReLUs replaced).
+
+    Args:
+        model: a classifier returning logits; its mode, weights and ``.grad`` are left as they were.
+        x: input batch (B, 3, H, W); not modified.
+        targets: ``None`` (each image's predicted class), one int, or B class indices.
+
+    Returns:
+        tensor (B, 3, H, W) on ``x``'s device.
+    """
+    from captum.attr import GuidedBackprop
+
+    modes = [(module, module.training) for module in model.modules()]
+    grads = [(parameter, parameter.grad) for parameter in model.parameters()]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if targets is None:  # each image's predicted class
+                with torch.no_grad():
+                    chosen = model(x).argmax(dim=1).tolist()
+            else:
+                chosen = torch.as_tensor(targets).long().reshape(-1).expand(x.shape[0]).tolist()
+            gradients = GuidedBackprop(model).attribute(x.detach().clone(), target=chosen)
+    finally:
+        for module, training in modes:
+            module.training = training
+        for parameter, grad in grads:
+            parameter.grad = grad
+    return gradients.detach()

@@ -112,8 +112,14 @@ def show_explanations(images, maps_by_method: dict, titles=None, alpha: float = 
     """
     images = _numpy(images)
     methods = list(maps_by_method)
-    fig, axes = plt.subplots(len(images), len(methods) + 1,
-                             figsize=(2.0 * (len(methods) + 1), 2.0 * len(images) + 0.4), squeeze=False)
+    # Room for the tallest title (multi-line titles would otherwise run into the row above).
+    title_lines = max(str(title).count("\n") + 1 for title in [*methods, *(titles if titles is not None else [])])
+    row_height = 2.0 + 0.16 * title_lines
+    # Constrained layout keeps every title clear of the row above (tight_layout lets them touch
+    # when the images fill the width); the bottom 4% stays free for the stand-in banner.
+    fig, axes = plt.subplots(len(images), len(methods) + 1, layout="constrained",
+                             figsize=(2.0 * (len(methods) + 1), row_height * len(images) + 0.4), squeeze=False)
+    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
     for row, image in enumerate(images):
         axes[row, 0].imshow(image)
         axes[row, 0].set_title(titles[row] if titles is not None else "image", fontsize=8)
@@ -124,5 +130,4 @@ def show_explanations(images, maps_by_method: dict, titles=None, alpha: float = 
         ax.axis("off")
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return stamp_standin(fig)

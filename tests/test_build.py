@@ -9,6 +9,8 @@ import pytest
 from autograder import build, source_format
 
 REPO = source_format.REPO_ROOT
+# One-line idioms any PyTorch code may contain: sharing one is not a leak.
+GENERIC_LINES = {"with torch.enable_grad():", "targets = model(x).argmax(dim=1)"}
 
 
 def _solution_lines():
@@ -24,7 +26,7 @@ def _solution_lines():
                 bodies = re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", text, flags=re.S)
                 text = "\n".join(bodies)
             lines.update(line.strip() for line in text.splitlines() if len(line.strip()) >= 25)
-    return lines
+    return lines - GENERIC_LINES
 
 
 def _student_files():

@@ -70,3 +70,23 @@ def test_tracebacks_lose_grader_frames_and_hidden_lines():
     assert "student code" in text and "HiddenCheckFailed: msg" in text
     for secret in ("HIDDEN TESTS", "hidden", "autograder", "solutions"):
         assert secret not in text.replace("frames inside the grader's hidden checks are not shown", "")
+
+
+def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
+    from solutions.gradcam import grad_cam as reference_grad_cam
+    from student_src import library_cams
+
+    def grad_cam(model, layer_name, x, targets=None):
+        return library_cams.library_grad_cam(model, layer_name, x, targets)
+
+    with pytest.raises(hidden.HiddenCheckFailed, match="grad_cam calls .*library_grad_cam"):
+        hidden.run("a02_gradcam", "check_grad_cam_other_layers", grad_cam)
+
+    class GuidedReLUFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            from captum.attr import GuidedBackprop  # noqa: F401 (the shortcut being detected)
+            return x.clamp(min=0)
+
+    assert "GuidedBackprop" in hidden.names_used(GuidedReLUFunction)
+    hidden.run("a02_gradcam", "check_grad_cam_other_layers", reference_grad_cam)  # honest code passes

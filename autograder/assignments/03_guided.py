@@ -27,10 +27,6 @@
 
 # %% [locked] id=setup
 import copy
-import warnings
-
-warnings.filterwarnings("ignore", category=UserWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -38,15 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student_src import checks, data, library_cams, models, viz
+from student_src import checks, data, library_cams, models, session, viz
 
-checks.hello()
-torch.manual_seed(0)
-model = models.load_model()
-test_set = data.load_test_set()
+model, test_set = session.start()  # silences library warnings, seeds, loads model and data
 DEVICE = next(model.parameters()).device
 CLASSES = test_set.classes
-print(f"Model on {DEVICE}; {len(test_set)} test images; classes: {', '.join(CLASSES)}")
 
 # %% [markdown]
 # ## Part 1: gradients of the input

@@ -294,3 +294,7 @@ CHECKS = (
     check_grad_cam_tiny_cnn,
     check_grad_cam_side_effects,
 )
+
+#: Library entry points that would do the student's job (see ``autograder.hidden.run``).
+FORBIDDEN_NAMES = ("pytorch_grad_cam", "GradCAM", "ActivationsAndGradients", "scale_cam_image", "library_cams",
+                   "library_cam", "library_grad_cam", "library_scale_cams", "library_activations_and_gradients")

@@ -394,3 +394,8 @@ CHECKS = (
     check_guided_grad_cam,
     check_guided_grad_cam_upsamples,
 )
+
+#: Library entry points that would do the student's job (see ``autograder.hidden.run``).
+#: (guided_grad_cam may call a library Grad-CAM: that is Assignment 2's job, passed as ``grad_cam``.)
+FORBIDDEN_NAMES = ("captum", "GuidedBackprop", "Saliency", "GuidedBackpropReLUModel", "deprocess_image",
+                   "library_guided_backprop", "GuidedBackpropReLU")

@@ -1,0 +1,92 @@
+"""Assignment 2 (Grad-CAM) through the real nbgrader pipeline: reference, blank, five known mistakes.
+
+Each mistake replaces the student's ``grad_cam`` (tests/mutants/a02_gradcam.py, NOTEBOOK_MUTANTS)
+and must lose exactly the test cells whose hidden check it fails according to the ``MUTANTS``
+table there (one hidden check per grad_cam test cell), plus the cells whose *visible* checks
+catch it on the notebook's own model (listed in ``CAUGHT_BY_VISIBLE_CHECKS``, with the reason).
+"""
+
+import pytest
+
+from autograder.checks import a02_gradcam
+from autograder.grade import TOTAL_ITEM
+from tests import grading_harness as harness
+from tests.mutants.a02_gradcam import MUTANTS, NOTEBOOK_MUTANTS
+
+ASSIGNMENT = "02_gradcam"
+#: The grad_cam test cells and the hidden check each one runs.
+CELL_OF_CHECK = {
+    "check_grad_cam_other_layers": "test_grad_cam_layers",
+    "check_grad_cam_targets_and_batches": "test_grad_cam_targets",
+    "check_grad_cam_tiny_cnn": "test_grad_cam_tiny_cnn",
+    "check_grad_cam_side_effects": "test_grad_cam_side_effects",
+}
+#: What each of the issue's five mistakes must lose, spelled out (and derived below from MUTANTS).
+EXPECTED_LOSSES = {
+    "grad_cam_without_relu": {"test_grad_cam_layers", "test_grad_cam_targets", "test_grad_cam_tiny_cnn"},
+    "grad_cam_max_pooled_gradients": {"test_grad_cam_layers", "test_grad_cam_tiny_cnn"},
+    "grad_cam_weights_from_activations": {"test_grad_cam_layers", "test_grad_cam_targets", "test_grad_cam_tiny_cnn"},
+    "grad_cam_divide_by_max_only": {"test_grad_cam_layers", "test_grad_cam_targets", "test_grad_cam_tiny_cnn"},
+    "grad_cam_hook_never_removed": {"test_grad_cam_side_effects"},
+}
+#: Cells a mistake loses through a visible check only (its hidden check for that cell passes).
+CAUGHT_BY_VISIBLE_CHECKS = {
+    # Visible: pytorch-grad-cam at layer3 and layer2 on the notebook's model, whose maps there
+    # are positive everywhere (the stand-in's minima after upsampling: 0.06 to 0.22), so dividing
+    # by the maximum without subtracting the minimum changes them. The hidden check's random-init
+    # model gives maps with zeros at those layers, where the mistake changes nothing.
+    "grad_cam_divide_by_max_only": {"test_grad_cam_layers"},
+}
+MANUAL_ITEMS = {"grad_cam_variant", "q_layers", "q_methods_coincide", "q_classes", "q_right_wrong", "q_ablations",
+                "q_library_methods", "q_model", "q_trust", "q_shapley"}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, standin_assets_module):
+    students = {"reference": harness.mutated_submission(ASSIGNMENT), "blank": harness.blank_submission(ASSIGNMENT)}
+    for name, mutant in NOTEBOOK_MUTANTS.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
+    return harness.grade_cohort(tmp_path_factory.mktemp("a02"), ASSIGNMENT, students)
+
+
+def test_expected_losses_are_the_cells_of_the_checks_each_mistake_fails():
+    assert set(NOTEBOOK_MUTANTS) == set(EXPECTED_LOSSES)
+    assert set(CELL_OF_CHECK) == {c.__name__ for c in a02_gradcam.CHECKS if c.__name__.startswith("check_grad_cam_")}
+    points = harness.points_of(ASSIGNMENT)
+    assert set(CELL_OF_CHECK.values()) <= set(points)
+    for name, cells in EXPECTED_LOSSES.items():
+        assert MUTANTS[name].replaces == "grad_cam"
+        from_checks = {CELL_OF_CHECK[check] for check in MUTANTS[name].fails}
+        assert from_checks | CAUGHT_BY_VISIBLE_CHECKS.get(name, set()) == cells, name
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_MUTANTS))
+def test_notebook_mutant_fails_the_same_hidden_checks_as_its_table_entry(name):
+    """The code pasted into the notebook makes the mistake the MUTANTS table describes."""
+    failed = set()
+    for check in a02_gradcam.CHECKS:
+        if check.__name__ in CELL_OF_CHECK:
+            try:
+                check(NOTEBOOK_MUTANTS[name])
+            except AssertionError:
+                failed.add(check.__name__)
+    assert failed == MUTANTS[name].fails
+
+
+def test_reference_gets_full_autograded_marks(graded):
+    harness.assert_loses_exactly(graded, "reference", ASSIGNMENT, set())
+    manual = {item for item, row in graded["reference"].items() if row.kind == "manual"}
+    assert manual == MANUAL_ITEMS
+    assert all(graded["reference"][item].status == "needs manual grading" for item in manual)
+
+
+def test_blank_release_scores_zero(graded):
+    total = graded["blank"][TOTAL_ITEM]
+    assert total.status == "graded" and total.score == 0
+    assert total.max_score == sum(harness.points_of(ASSIGNMENT).values()) == 18
+    assert {row.status for row in graded["blank"].values() if row.kind == "manual"} == {"unanswered"}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_MUTANTS))
+def test_known_mistake_loses_exactly_its_cells(graded, name):
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, EXPECTED_LOSSES[name])
