@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from solutions import gradcam as reference
+from autograder.checks.common import call_student as _call
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -52,16 +53,6 @@ def _runner_up(model: nn.Module, x: torch.Tensor) -> list:
     """The second most likely class of each image, as a list of ints."""
     with torch.no_grad():
         return model(x).topk(2, dim=1).indices[:, 1].tolist()
-
-
-def _call(function, what: str, *args, **kwargs):
-    """Call the student's function; turn an exception into an AssertionError that says where."""
-    try:
-        return function(*args, **kwargs)
-    except AssertionError:
-        raise
-    except Exception as error:  # noqa: BLE001 (any failure of the student's code fails the check)
-        raise AssertionError(f"{what} raised {type(error).__name__}: {error}") from error
 
 
 class TinyCNN(nn.Module):

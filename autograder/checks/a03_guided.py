@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import guided as reference
+from autograder.checks.common import call_student as _call
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -58,16 +59,6 @@ def _inputs(batch: int, seed: int, size: int = 16) -> torch.Tensor:
     """Seeded normal noise (batch, 3, size, size). 16x16 keeps the checks fast; the ResNet takes any size."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, size, size, generator=generator)
-
-
-def _call(function, what: str, *args, **kwargs):
-    """Call the student's code; turn an exception into an AssertionError that says where."""
-    try:
-        return function(*args, **kwargs)
-    except AssertionError:
-        raise
-    except Exception as error:  # noqa: BLE001 (any failure of the student's code fails the check)
-        raise AssertionError(f"{what} raised {type(error).__name__}: {error}") from error
 
 
 def _resolve_targets(targets, model: nn.Module, x: torch.Tensor) -> list:
