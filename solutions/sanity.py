@@ -71,8 +71,8 @@ def cascading_randomization(model: nn.Module, explain_fn, x: torch.Tensor, targe
                             seed: int = 0) -> dict:
     """Cascading model-parameter randomisation (Adebayo et al. 2018, arXiv 1810.03292).
 
-    1. ``original = explain_fn(model, x, targets)``: the maps (B, H, W) of the trained model.
-    2. ``randomized = copy.deepcopy(model)``: all the damage is done to the copy; ``model``
+    1. ``explain_fn(model, x, targets)``: the original maps (B, H, W), of the trained model.
+    2. A ``copy.deepcopy(model)``: all the damage is done to the copy; ``model``
        itself must come out unchanged.
     3. Stage ``"original"``: explain the untouched copy and compare (a deterministic method
        gives correlation 1 here: this is the control).
@@ -120,12 +120,12 @@ def cascading_randomization(model: nn.Module, explain_fn, x: torch.Tensor, targe
     def similarity():
         return spearman_rank_correlation(original, explain_fn(randomized, x, targets)).mean().item()
 
-    generator = torch.Generator().manual_seed(seed)
+    weight_generator = torch.Generator().manual_seed(seed)
     correlations = {"original": similarity()}
     for name in layer_order:
         with torch.no_grad():
             for parameter in randomized.get_submodule(name).parameters():
-                noise = torch.randn(parameter.shape, generator=generator).to(parameter.device, parameter.dtype)
+                noise = torch.randn(parameter.shape, generator=weight_generator).to(parameter.device, parameter.dtype)
                 parameter.copy_(parameter.mean() + parameter.std() * noise)
         correlations[name] = similarity()
     return correlations

@@ -32,6 +32,12 @@ mistake can fail the checks of a function built on it. Known mistakes and the ch
   ``insertion_curve``, ``check_insertion_curve_resnet``.
 - Cascading randomisation on the model itself instead of a deep copy:
   ``check_cascading_randomization_leaves_model``.
+
+The Layer-CAM checks must not punish an Assignment 2 mistake a second time: ``layer_cam`` and
+``fuse_layer_cams`` call the notebook's ``activations_and_gradients`` and ``scale_cams`` (the
+student's pasted Assignment 2 helpers, or the library-backed fallbacks), so during those checks
+the reference helpers are put in the student function's globals (``checks.globals_replaced``)
+and the notebook's own are restored afterwards, also when the check fails.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import functools
 import torch
 from torch import nn
 
-from solutions import faithfulness, layercam, sanity
+from solutions import faithfulness, gradcam, layercam, sanity
 from solutions.gradcam import grad_cam as reference_grad_cam
 from student_src import checks
 from student_src.evaluation import blurred_baseline
@@ -101,6 +107,12 @@ def _hand_images():
     return x, saliency
 
 
+def _reference_helpers(function):
+    """Context: ``function`` (a notebook's) calls the reference Assignment 2 helpers, not the notebook's."""
+    return checks.globals_replaced(function, activations_and_gradients=gradcam.activations_and_gradients,
+                                   scale_cams=gradcam.scale_cams)
+
+
 def _check_maps(got, expected, what: str) -> None:
     checks.assert_map_invariants(got, tuple(expected.shape), what)
     checks.assert_close(got, expected, CAM_TOLERANCE, what)
@@ -128,7 +140,9 @@ def check_layer_cam_values(layer_cam) -> None:
     snapshot = checks.ModelSnapshot(model)
     for layer, x, targets in cases:
         expected = layercam.layer_cam(model, layer, x, targets)
-        _check_maps(layer_cam(model, layer, x, targets), expected, f"layer_cam at {layer} (targets={targets})")
+        with _reference_helpers(layer_cam):
+            got = layer_cam(model, layer, x, targets)
+        _check_maps(got, expected, f"layer_cam at {layer} (targets={targets})")
     snapshot.assert_unchanged(model, "layer_cam")
 
 
@@ -143,7 +157,8 @@ def check_layer_cam_gradient_relu(layer_cam) -> None:
     x = torch.tensor([[[[1.0, 2.0], [0.5, 1.5]], [[2.0, 0.5], [1.0, 3.0]]]]).repeat(2, 1, 1, 1)
     targets = [0, 1]
     expected = layercam.layer_cam(model, "0", x, targets)
-    got = layer_cam(model, "0", x, targets)
+    with _reference_helpers(layer_cam):
+        got = layer_cam(model, "0", x, targets)
     checks.assert_map_invariants(got, tuple(expected.shape), "layer_cam on a small model")
     if checks.rel_error(got, expected) > CAM_TOLERANCE:
         raise AssertionError(
@@ -162,7 +177,8 @@ def check_fuse_layer_cams(fuse_layer_cams) -> None:
     snapshot = checks.ModelSnapshot(model)
     for layers, x, targets in cases:
         expected = layercam.fuse_layer_cams(model, layers, x, targets)
-        got = fuse_layer_cams(model, layers, x, targets)
+        with _reference_helpers(fuse_layer_cams):
+            got = fuse_layer_cams(model, layers, x, targets)
         what = f"fuse_layer_cams over {layers} (targets={targets})"
         checks.assert_map_invariants(got, tuple(expected.shape), what)
         if checks.rel_error(got, expected) > CAM_TOLERANCE:
@@ -367,3 +383,8 @@ CHECKS = (
     check_cascading_randomization_cumulative,
     check_cascading_randomization_leaves_model,
 )
+
+#: Library entry points that would do the student's job (see ``autograder.hidden.run``): LayerCAM itself
+#: (``library_cam`` runs any pytorch-grad-cam method) and scipy's rank correlation. The Assignment 2
+#: helpers (``activations_and_gradients``, ``scale_cams``, library-backed by default) are allowed.
+FORBIDDEN_NAMES = ("pytorch_grad_cam", "LayerCAM", "library_cam", "scipy", "spearmanr", "rankdata")
