@@ -48,9 +48,12 @@ def grading_env(threads: int | None = None) -> dict:
     env["PYTHONWARNINGS"] = "ignore"
     env["TQDM_DISABLE"] = "1"
     env.pop("MPLBACKEND", None)  # with Agg set, figures vanish from executed notebooks
-    if threads is not None:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if threads is not None:
             env[name] = str(threads)
+        elif not env.get(name, "1").strip().isdigit():
+            # An empty or invalid value makes libgomp print to stderr inside a test cell: a 0.
+            env.pop(name)
     return env
 
 

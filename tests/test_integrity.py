@@ -90,3 +90,13 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
 
     assert "GuidedBackprop" in hidden.names_used(GuidedReLUFunction)
     hidden.run("a02_gradcam", "check_grad_cam_other_layers", reference_grad_cam)  # honest code passes
+
+
+def test_grading_environment_drops_invalid_thread_settings(monkeypatch):
+    from autograder import build
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")
+    env = build.grading_env()
+    assert "OMP_NUM_THREADS" not in env and env["MKL_NUM_THREADS"] == "4"
+    assert build.grading_env(threads=1)["OMP_NUM_THREADS"] == "1"
