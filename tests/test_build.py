@@ -1,7 +1,6 @@
 """The notebook build: source format, reproducibility, committed outputs up to date, no leaks."""
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest

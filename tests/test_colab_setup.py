@@ -5,7 +5,6 @@ import site
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import nbformat

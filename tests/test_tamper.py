@@ -5,7 +5,6 @@ The honest scores of Assignment 1 (8 autograded points): values 3, cleanup 3, to
 
 import copy
 
-import nbformat
 import pytest
 
 from autograder.grade import TOTAL_ITEM, Limits
