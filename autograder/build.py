@@ -15,14 +15,13 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
 
+from autograder.nbgrader_worker import NbgraderWorker
 from autograder.source_format import REPO_ROOT, build_notebook
 
 ASSIGNMENTS_DIR = REPO_ROOT / "autograder" / "assignments"
@@ -31,20 +30,18 @@ RELEASE_DIR = REPO_ROOT / "notebooks"
 SOLUTION_DIR = REPO_ROOT / "solutions" / "notebooks"
 
 
-class BuildError(RuntimeError):
-    """A build step failed; the message carries nbgrader's output."""
-
-
 def assignment_ids() -> list[str]:
     """Assignment names, from the sources ``autograder/assignments/NN_name.py``, in order."""
     return sorted(path.stem for path in ASSIGNMENTS_DIR.glob("[0-9][0-9]_*.py"))
 
 
-def grading_env(threads: int | None = None) -> dict:
-    """Environment for nbgrader and its kernels: repo importable, venv first on PATH, quiet libraries."""
+def grading_env(threads: int | None = None, code_root: Path = REPO_ROOT) -> dict:
+    """Environment for nbgrader and its kernels: the grader code in ``code_root`` importable, venv
+    first on PATH, quiet libraries, no bytecode files written (see ``grader_files``)."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_root), env.get("PYTHONPATH", "")]))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONWARNINGS"] = "ignore"
     env["TQDM_DISABLE"] = "1"
     env.pop("MPLBACKEND", None)  # with Agg set, figures vanish from executed notebooks
@@ -55,42 +52,6 @@ def grading_env(threads: int | None = None) -> dict:
             # An empty or invalid value makes libgomp print to stderr inside a test cell: a 0.
             env.pop(name)
     return env
-
-
-def _limit_memory(megabytes: int):
-    """preexec_fn: cap the address space of nbgrader and the kernels it starts (inherited)."""
-    def apply():
-        import resource
-
-        limit = megabytes * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return apply
-
-
-def run_nbgrader(course_root: Path, *args: str, env: dict | None = None, timeout: float | None = None,
-                 memory_mb: int | None = None) -> subprocess.CompletedProcess:
-    """Run ``nbgrader ARGS`` in ``course_root``; raise BuildError with its output when it fails.
-
-    ``timeout`` (seconds) kills nbgrader *and its kernel* (a new session, killed as a group) and
-    raises ``subprocess.TimeoutExpired``; ``memory_mb`` caps their address space.
-    """
-    command = [sys.executable, "-m", "nbgrader", *args]
-    process = subprocess.Popen(command, cwd=course_root, env=env or grading_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               preexec_fn=_limit_memory(memory_mb) if memory_mb else None)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    if process.returncode != 0:
-        raise BuildError(f"nbgrader {' '.join(args)} failed ({process.returncode}):\n"
-                         f"{stdout[-4000:]}\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def new_course(root: Path) -> Path:
@@ -110,23 +71,21 @@ def write_sources(course_root: Path, assignments=None) -> list[str]:
     return assignments
 
 
-def generate_release(course_root: Path, assignment: str, database: bool = False) -> Path:
-    """``nbgrader generate_assignment``: the student version, in ``course_root/release/``."""
-    args = ["generate_assignment", assignment, "--force"]
-    if not database:
-        args.append("--no-db")
-    run_nbgrader(course_root, *args)
-    return course_root / "release" / assignment / f"{assignment}.ipynb"
+def generate_releases(course_root: Path, assignments, database: bool = False) -> dict[str, Path]:
+    """``nbgrader generate_assignment`` for each assignment (one nbgrader process for all of them):
+    the student versions, in ``course_root/release/``; with ``database``, also into the gradebook."""
+    with NbgraderWorker(course_root, env=grading_env(), no_database=not database) as worker:
+        for assignment in assignments:
+            worker.request("generate_assignment", assignment)
+    return {assignment: course_root / "release" / assignment / f"{assignment}.ipynb" for assignment in assignments}
 
 
 def build_all(out_root: Path, assignments=None) -> dict[str, tuple[Path, Path]]:
     """Build sources and releases in a course at ``out_root``: ``{assignment: (source, release)}``."""
     course = new_course(out_root)
-    built = {}
-    for assignment in write_sources(course, assignments):
-        release = generate_release(course, assignment)
-        built[assignment] = (course / "source" / assignment / f"{assignment}.ipynb", release)
-    return built
+    releases = generate_releases(course, write_sources(course, assignments))
+    return {assignment: (course / "source" / assignment / f"{assignment}.ipynb", release)
+            for assignment, release in releases.items()}
 
 
 def solved_submission(assignment: str) -> nbformat.NotebookNode:

@@ -36,7 +36,8 @@ def cmd_grade(args) -> int:
               f"    {assets.FETCH_COMMAND}\nor grade on the untrained stand-in (scores are exact, figures are not):\n"
               f"    python -m autograder grade {args.directory} --standin", file=sys.stderr)
         return 1
-    rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits)
+    rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits,
+                 prewarmed_kernels=not args.plain_kernels)
     print(summary_table(rows))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}\nfeedback: {Path(args.out) / 'feedback'}/<student>/")
     return 0
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
     grade.add_argument("--notebook-timeout", type=int, default=1200,
                        help="seconds per notebook (then killed; catches loops that ignore Ctrl-C)")
     grade.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per notebook kernel")
+    grade.add_argument("--plain-kernels", action="store_true",
+                       help="start every kernel from scratch instead of forking a pre-warmed one (slower)")
     grade.set_defaults(run=cmd_grade)
 
     demo = commands.add_parser("demo", help="release, then grade two demo students (reference, blank) offline")

@@ -7,9 +7,11 @@ How it works:
 2. A *template* nbgrader course is built once in a temporary folder (sources from
    ``autograder/assignments``, ``generate_assignment`` into its gradebook).
 3. Students are split over N workers. Each worker owns a copy of the template course (its own
-   gradebook, so no two processes write one SQLite file) and runs, per student and notebook,
-   ``nbgrader autograde`` then ``nbgrader generate_feedback`` in a subprocess with a wall-clock
-   limit: a submission that hangs or crashes nbgrader costs only its own row.
+   gradebook, so no two processes write one SQLite file) and one long-lived nbgrader process
+   (``nbgrader_worker``: nbgrader's start-up is paid once, not per notebook) that runs, per
+   student and notebook, ``autograde`` then ``generate_feedback`` under a wall-clock limit. A
+   submission that hangs or crashes nbgrader gets the process killed and restarted: it costs
+   only its own row.
 4. Scores are read from the workers' gradebooks; ``OUT/grades.csv`` gets one row per student,
    notebook and graded cell plus a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the
    feedback (hidden tests cleared).
@@ -23,6 +25,7 @@ import csv
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
@@ -31,6 +34,9 @@ from pathlib import Path
 import nbformat
 
 from autograder import build
+from autograder.grader_files import CODE_PACKAGES, FileSnapshot, private_code_copy
+from autograder.nbgrader_worker import NbgraderWorker, WorkerError
+from autograder.source_format import REPO_ROOT
 from autograder.submissions import Submission, collect
 
 CSV_FIELDS = ("student_id", "assignment", "item", "kind", "score", "max_score", "status", "message")
@@ -106,45 +112,38 @@ def integrity_report(course: Path, assignment: str, submitted_path: Path) -> lis
     return notes
 
 
-def _read_gradebook(course: Path, submissions: list[Submission], assignments, notes: dict) -> list[Row]:
+def _notebook_rows(course: Path, student_id: str, assignment: str, manual: set, max_auto: float,
+                   problem: str | None, integrity_notes: list[str]) -> list[Row]:
+    """The rows of one graded notebook, read from the worker's gradebook right after grading it
+    (so nothing a later notebook does to the gradebook can change them)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    rows = []
+    def not_graded(message: str) -> list[Row]:
+        return [Row(student_id, assignment, TOTAL_ITEM, "autograded", 0.0, max_auto, "not graded", message)]
+
+    if problem:
+        return not_graded(problem)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        for submission in submissions:
-            for assignment in assignments:
-                key = (submission.student_id, assignment)
-                problem = submission.problems.get(assignment) or notes.get(key, {}).get("problem")
-                try:
-                    notebook = gradebook.find_submission_notebook(assignment, assignment, submission.student_id)
-                except MissingEntry:
-                    notebook = None
-                manual = _manual_cells(course, assignment)
-                max_auto = _max_autograded(gradebook, assignment, manual)
-                if notebook is None or problem:
-                    rows.append(Row(submission.student_id, assignment, TOTAL_ITEM, "autograded", 0.0, max_auto,
-                                    "not graded", problem or "no grade recorded"))
-                    continue
-                errors = _cell_errors(course / "autograded" / submission.student_id / assignment
-                                      / f"{assignment}.ipynb")
-                auto_total = 0.0
-                for grade in sorted(notebook.grades, key=lambda g: g.cell.name):
-                    name = grade.cell.name
-                    if name not in manual:
-                        score = float(grade.score)
-                        auto_total += score
-                        status = "passed" if score >= grade.max_score else "failed"
-                        rows.append(Row(submission.student_id, assignment, name, "autograded", score,
-                                        float(grade.max_score), status, errors.get(name, "")))
-                    elif grade.needs_manual_grade:
-                        rows.append(Row(submission.student_id, assignment, name, "manual", None,
-                                        float(grade.max_score), "needs manual grading", ""))
-                    else:  # nbgrader gives 0 to an answer left exactly as released
-                        rows.append(Row(submission.student_id, assignment, name, "manual", 0.0,
-                                        float(grade.max_score), "unanswered", ""))
-                message = "; ".join(notes.get(key, {}).get("integrity", []))
-                rows.append(Row(submission.student_id, assignment, TOTAL_ITEM, "autograded", auto_total, max_auto,
-                                "graded", message))
+        try:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student_id)
+        except MissingEntry:
+            return not_graded("no grade recorded")
+        grades = [(grade.cell.name, grade.score, float(grade.max_score), grade.needs_manual_grade)
+                  for grade in notebook.grades]
+    errors = _cell_errors(course / "autograded" / student_id / assignment / f"{assignment}.ipynb")
+    rows, auto_total = [], 0.0
+    for name, score, max_score, needs_manual in sorted(grades):
+        if name not in manual:
+            score = float(score)
+            auto_total += score
+            status = "passed" if score >= max_score else "failed"
+            rows.append(Row(student_id, assignment, name, "autograded", score, max_score, status, errors.get(name, "")))
+        elif needs_manual:
+            rows.append(Row(student_id, assignment, name, "manual", None, max_score, "needs manual grading", ""))
+        else:  # nbgrader gives 0 to an answer left exactly as released
+            rows.append(Row(student_id, assignment, name, "manual", 0.0, max_score, "unanswered", ""))
+    rows.append(Row(student_id, assignment, TOTAL_ITEM, "autograded", auto_total, max_auto, "graded",
+                    "; ".join(integrity_notes)))
     return rows
 
 
@@ -155,48 +154,49 @@ def _manual_cells(course: Path, assignment: str) -> set:
             if cell.metadata["nbgrader"].get("solution") and cell.metadata["nbgrader"].get("grade")}
 
 
-def _max_autograded(gradebook, assignment: str, manual: set) -> float:
-    notebook = gradebook.find_notebook(assignment, assignment)
-    return float(sum(cell.max_score for cell in notebook.grade_cells if cell.name not in manual))
+def _max_autograded(course: Path, assignment: str, manual: set) -> float:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        notebook = gradebook.find_notebook(assignment, assignment)
+        return float(sum(cell.max_score for cell in notebook.grade_cells if cell.name not in manual))
 
 
-def _grade_one(course: Path, submission: Submission, assignment: str, env: dict, notes: dict,
-               limits: Limits) -> None:
+def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, limits: Limits) -> dict:
+    """autograde + generate_feedback of one notebook; ``{"integrity": [...], "problem": ...}``."""
+    course = worker.course
     target = course / "submitted" / submission.student_id / assignment
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(submission.notebooks[assignment], target / f"{assignment}.ipynb")
-    key = (submission.student_id, assignment)
-    notes[key] = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb")}
+    note = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb"), "problem": None}
     try:
-        build.run_nbgrader(course, "autograde", assignment, "--student", submission.student_id, "--force",
-                           f"--Execute.timeout={limits.cell_seconds}", env=env,
-                           timeout=limits.notebook_seconds, memory_mb=limits.memory_mb)
-        build.run_nbgrader(course, "generate_feedback", assignment, "--student", submission.student_id,
-                           "--force", env=env, timeout=300)
+        worker.request("autograde", assignment, submission.student_id, timeout=limits.notebook_seconds)
+        worker.request("generate_feedback", assignment, submission.student_id, timeout=300)
     except subprocess.TimeoutExpired:
-        notes[key]["problem"] = (f"grading was stopped after {limits.notebook_seconds} s "
-                                 "(a cell that never finishes and ignores interrupts?)")
-    except build.BuildError as error:
+        note["problem"] = (f"grading was stopped after {limits.notebook_seconds} s "
+                           "(a cell that never finishes and ignores interrupts?)")
+    except WorkerError as error:
         last_lines = [line for line in str(error).splitlines() if line.strip()][-3:]
-        notes[key]["problem"] = "nbgrader could not grade this notebook: " + " | ".join(last_lines)[:400]
+        note["problem"] = "nbgrader could not grade this notebook: " + " | ".join(last_lines)[:400]
+    return note
 
 
 def make_template_course(root: Path, assignments) -> Path:
     """An nbgrader course with every assignment generated into its gradebook."""
     course = build.new_course(root)
-    build.write_sources(course, assignments)
-    for assignment in assignments:
-        build.generate_release(course, assignment, database=True)
+    build.generate_releases(course, build.write_sources(course, assignments), database=True)
     return course
 
 
 def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress: bool = True,
-          limits: Limits | None = None) -> list[Row]:
+          limits: Limits | None = None, prewarmed_kernels: bool = True) -> list[Row]:
     """Grade every student in ``directory``; write ``out/grades.csv`` and ``out/feedback/``; return the rows.
 
     ``jobs`` workers grade students side by side, each in its own course folder; one student's
     notebooks are all graded by the same worker. With more than one worker, every kernel is
     pinned to one thread (two kernels fighting over both cores are slower than one each).
+    ``prewarmed_kernels``: run each notebook in a kernel forked from a process that has already
+    imported torch and the other heavy libraries (``prewarmed_kernel``); False for plain kernels.
     """
     assignments = list(assignments or build.assignment_ids())
     limits = limits or Limits()
@@ -204,30 +204,51 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     # A re-grade replaces the previous results whole: no stale feedback or CSV survives.
     shutil.rmtree(out / "feedback", ignore_errors=True)
     (out / "grades.csv").unlink(missing_ok=True)
+    kit_files = FileSnapshot([REPO_ROOT / package for package in CODE_PACKAGES], skip_caches=True)
     with tempfile.TemporaryDirectory(prefix="xai-grade-") as tmp:
         tmp = Path(tmp)
         submissions = collect(Path(directory), assignments, scratch=tmp / "unpacked")
         template = make_template_course(tmp / "template", assignments)
+        manual = {assignment: _manual_cells(template, assignment) for assignment in assignments}
+        max_auto = {assignment: _max_autograded(template, assignment, manual[assignment]) for assignment in assignments}
         jobs = max(1, min(jobs, len(submissions) or 1))
-        env = build.grading_env(threads=1 if jobs > 1 else None)
         students: queue.Queue = queue.Queue()
         for submission in submissions:
             students.put(submission)
         bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
-        graded_by: dict[int, list[Submission]] = {worker: [] for worker in range(jobs)}
-        notes: dict = {}
-        courses = [shutil.copytree(template, tmp / f"worker{worker}") for worker in range(jobs)]
+        rows: list[Row] = []
+        for submission in submissions:  # notebooks that could not be read: no worker needed
+            for assignment, problem in submission.problems.items():
+                rows += _notebook_rows(template, submission.student_id, assignment, manual[assignment],
+                                       max_auto[assignment], problem, [])
 
         def work(worker: int) -> None:
-            while True:
-                try:
-                    submission = students.get_nowait()
-                except queue.Empty:
-                    return
-                graded_by[worker].append(submission)
-                for assignment in assignments:
-                    if assignment in submission.notebooks:
-                        _grade_one(courses[worker], submission, assignment, env, notes, limits)
+            # Own course folder (gradebook), own copy of the grader code; both checked after each notebook.
+            course = shutil.copytree(template, tmp / f"worker{worker}")
+            code = private_code_copy(tmp / f"code{worker}")
+            grader_files = FileSnapshot([code, course / "source", course / "release", course / "nbgrader_config.py"],
+                                        labels={code: ""})
+            env = build.grading_env(threads=1 if jobs > 1 else None, code_root=code)
+            with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb,
+                                cell_seconds=limits.cell_seconds, prewarm=prewarmed_kernels) as nbgrader:
+                while True:
+                    try:
+                        submission = students.get_nowait()
+                    except queue.Empty:
+                        return
+                    for assignment in assignments:
+                        if assignment not in submission.notebooks:
+                            continue
+                        note = _grade_one(nbgrader, submission, assignment, limits)
+                        changed = grader_files.restore()
+                        if changed:
+                            nbgrader.kill()  # nothing started from the changed files runs on
+                            shown = ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
+                            note["problem"] = (f"the notebook changed the grader's files ({shown}): "
+                                               "they were restored, and this notebook scores 0")
+                        rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
+                                                   max_auto[assignment], note["problem"], note["integrity"]))
+                        _copy_feedback(course, submission.student_id, assignment, out / "feedback")
                         bar.update(1)
 
         threads = [threading.Thread(target=work, args=(worker,)) for worker in range(jobs)]
@@ -236,11 +257,10 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         for thread in threads:
             thread.join()
         bar.close()
-
-        rows = []
-        for worker, course in enumerate(courses):
-            rows.extend(_read_gradebook(course, graded_by[worker], assignments, notes))
-            _copy_feedback(course, out / "feedback")
+    changed = kit_files.restore()
+    if changed:
+        print(f"warning: files of the kit were changed while grading and have been restored: {', '.join(changed[:6])}",
+              file=sys.stderr)
     rows.sort(key=lambda row: (row.student_id, row.assignment, row.item == TOTAL_ITEM, row.item))
     write_csv(rows, out / "grades.csv")
     return rows
@@ -252,9 +272,9 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, desc="grading notebooks", unit="nb", disable=not enabled)
 
 
-def _copy_feedback(course: Path, target: Path) -> None:
-    for html in (course / "feedback").glob("*/*/*.html"):
-        student_id = html.parent.parent.name
+def _copy_feedback(course: Path, student_id: str, assignment: str, target: Path) -> None:
+    html = course / "feedback" / student_id / assignment / f"{assignment}.html"
+    if html.is_file():
         destination = target / student_id / html.name
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(html, destination)

@@ -8,15 +8,20 @@ the hidden checks themselves. :func:`verify` lists what was replaced since; ``hi
 it before and after every hidden check, so ``np.allclose = lambda *a, **k: True`` (or replacing
 ``solutions.gradcam.grad_cam`` with the student's own function) makes the checks fail with
 "the grading environment was modified" instead of passing.
+
+:func:`arm` also takes this notebook's signing key (see ``hidden`` and :func:`pass_signature`).
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import hmac
 import importlib
 import inspect
 import pkgutil
 import sys
+from pathlib import Path
 
 _snapshot: dict = {}
 # Builtins the checks rely on (IPython itself swaps others, such as input and display, per cell).
@@ -66,8 +71,54 @@ def _identities() -> dict:
     return identities
 
 
-def arm() -> int:
-    """Record the current functions; return how many are watched."""
+def pass_signature(key: bytes, message_id: str, name: str) -> str:
+    """HMAC-SHA256 of ``message_id:name`` under ``key``: what a passing check prints during autograde.
+
+    ``message_id`` is the Jupyter id of the execute request of the running cell: the grader reads
+    it from the kernel's reply, so a signature is only valid in the cell that made it.
+    """
+    return hmac.new(key, f"{message_id}:{name}".encode(), hashlib.sha256).hexdigest()
+
+
+def _current_message_id() -> str:
+    try:
+        from IPython import get_ipython
+
+        return get_ipython().kernel.get_parent("shell")["header"]["msg_id"]
+    except Exception:  # noqa: BLE001 (not in a kernel: nothing to sign for)
+        return ""
+
+
+def _make_signer():
+    key: list = []
+
+    def set_key(value: bytes) -> None:
+        key[:] = [value]
+
+    def sign_pass(name: str) -> str | None:
+        """The pass signature of check ``name`` in the running cell; None when no key was given."""
+        return pass_signature(key[0], _current_message_id(), name) if key else None
+
+    return set_key, sign_pass
+
+
+_set_key, sign_pass = _make_signer()
+
+
+def arm(key_file: str | None = None) -> int:
+    """Record the current functions; return how many are watched.
+
+    ``key_file``: a file holding this notebook's signing key (hex), written by the grader and
+    deleted here as soon as it is read, before any student code runs.
+    """
+    if key_file is not None:
+        path = Path(key_file)
+        try:
+            _set_key(bytes.fromhex(path.read_text().strip()))
+        finally:
+            path.unlink(missing_ok=True)
+    # Imported now, before any student code: hidden.run is built around the functions as they are.
+    importlib.import_module("autograder.hidden")
     _snapshot.clear()
     _snapshot.update(_identities())
     return len(_snapshot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import re
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,20 @@ def replace_function(cell_source: str, name: str, new_source: str) -> str:
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             return "\n".join(lines[:start - 1] + new_source.splitlines() + lines[node.end_lineno:])
     raise KeyError(f"no top-level {name} in the cell")
+
+
+def notebook_namespace(*modules) -> dict:
+    """The reference modules' code run as if typed into notebook cells, in one namespace.
+
+    ``hidden.run`` refuses the instructor's own functions (code under ``solutions/``), so a test
+    that wants honest code to pass hands in these copies, as the solution notebooks do.
+    """
+    namespace = {"__name__": "__main__"}
+    for module in modules:
+        source = re.sub(r"^(\s*)from solutions\.\w+ import [^\n]+$", r"\1pass", inspect.getsource(module),
+                        flags=re.MULTILINE)
+        exec(compile(source, f"/tmp/ipykernel_tests/{module.__name__}.py", "exec"), namespace)  # noqa: S102
+    return namespace
 
 
 def mutant_source(function) -> tuple[str, str]:

@@ -101,8 +101,9 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
     import torch
 
     from autograder import hidden
-    from solutions import layercam
+    from solutions import gradcam, layercam
     from student_src import library_cams
+    from tests.grading_harness import notebook_namespace
 
     def layer_cam(model, layer_name, x, targets=None):
         return library_cams.library_cam("LayerCAM", model, layer_name, x, targets)
@@ -117,4 +118,5 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
 
     with pytest.raises(hidden.HiddenCheckFailed, match="spearmanr"):
         hidden.run("a04_beyond", "check_spearman_rank_correlation", spearman_rank_correlation)
-    hidden.run("a04_beyond", "check_layer_cam_gradient_relu", layercam.layer_cam)  # honest code passes
+    honest = notebook_namespace(gradcam, layercam)["layer_cam"]
+    hidden.run("a04_beyond", "check_layer_cam_gradient_relu", honest)  # honest code passes

@@ -62,6 +62,35 @@ def top_channels(model, layer_name, x, k=5):
     return hog, hog
 '''
 FAKE_CHECKS_MODULE = "def assert_close(*a, **k):\n    return 0.0\n"
+# ... and the grader's own entry point replaced by one that always passes.
+NO_OP_RUNNER = FAKE_RECORD + '''
+import autograder.hidden
+autograder.hidden.run = lambda *args, **kwargs: None
+'''
+# The instructor's reference handed in as the student's own (possible only on the grading machine).
+REFERENCE_RECORD = "from solutions.hooks import record_activations\n"
+REFERENCE_TOP = """
+import solutions.hooks as _reference
+
+
+def top_channels(model, layer_name, x, k=5):
+    return _reference.top_channels(model, layer_name, x, k)
+"""
+# Wrong answers whose errors are never shown (an nbgrader exploit: no error output, full marks).
+HIDDEN_TRACEBACKS = '''
+get_ipython().showtraceback = lambda *args, **kwargs: None
+
+
+def record_activations(model, layer_names, x):
+    raise NotImplementedError
+'''
+# Rewrites the hidden checks on disk so that every notebook graded after this one passes.
+REWRITE_CHECKS = '''
+import autograder.checks.a01_hooks as _checks
+
+with open(_checks.__file__, "a") as _file:
+    _file.write("\\ndef check_top_channels(*args, **kwargs):\\n    pass\\n")
+'''
 
 
 def _cell(notebook, grade_id):
@@ -86,9 +115,17 @@ def graded(tmp_path_factory, standin_assets_module):
     _cell(retyped, CLEANUP).cell_type = "markdown"
     del _cell(retyped, CLEANUP)["outputs"], _cell(retyped, CLEANUP)["execution_count"]
     raises = harness.with_code(solved, "record_activations", "import this_module_does_not_exist")
+    no_op_runner = copy.deepcopy(solved)
+    _cell(no_op_runner, "record_activations").source = NO_OP_RUNNER
+    reference = copy.deepcopy(solved)
+    _cell(reference, "record_activations").source = REFERENCE_RECORD
+    _cell(reference, "top_channels").source = REFERENCE_TOP
+    hidden_tracebacks = copy.deepcopy(blank)
+    _cell(hidden_tracebacks, "record_activations").source = HIDDEN_TRACEBACKS
     students = {"honest": solved, "fake_checks": fake, "patched_reference": patched_reference,
                 "looping": looping, "memory_hog": hog, "changed_points": points, "retyped": retyped,
-                "raises_on_import": raises, "shadowing": blank, "missing": None}
+                "raises_on_import": raises, "shadowing": blank, "missing": None, "no_op_runner": no_op_runner,
+                "reference": reference, "hidden_tracebacks": hidden_tracebacks}
     students = {k: v for k, v in students.items() if v is not None}
     extra = {"shadowing": {"numpy.py": "raise SystemExit('shadowed numpy')\n",
                            "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
@@ -168,3 +205,49 @@ def test_feedback_shows_failures_but_no_hidden_code(graded, tmp_path_factory):
     assert "grading environment was modified" in html
     for secret in ("hidden.run", "BEGIN HIDDEN", "check_record_activations", "autograder/checks", "solutions/"):
         assert secret not in html, secret
+
+
+def test_replacing_the_hidden_check_runner_scores_zero(graded):
+    """Visible checks fooled by patched helpers, hidden.run replaced by a no-op: no cell has its
+    checks' pass signatures, so none scores."""
+    rows = graded["no_op_runner"]
+    assert _total(graded, "no_op_runner").score == 0
+    for cell in (VALUES, CLEANUP):  # their visible checks pass with the patched helpers
+        assert "hidden check(s) of this cell did not run to the end" in rows[cell].message
+
+
+def test_handing_in_the_instructors_reference_scores_zero(graded):
+    rows = graded["reference"]
+    assert _total(graded, "reference").score == 0
+    assert "instructor's reference" in rows[VALUES].message
+    assert "instructor's" in rows[TOP].message
+
+
+def test_hiding_tracebacks_does_not_hide_failures(graded):
+    assert _total(graded, "hidden_tracebacks").score == 0
+
+
+@pytest.fixture(scope="module")
+def rewriting_cohort(tmp_path_factory, standin_assets_module):
+    """One worker: a notebook that rewrites the hidden checks on disk, then a known-wrong one."""
+    from tests.mutants import a01_hooks as mutants
+
+    solved = harness.mutated_submission(A)
+    rewriter = harness.with_code(solved, "top_channels", REWRITE_CHECKS, prepend=False)
+    wrong = harness.mutated_submission(A, mutants.top_channels__max_not_mean)
+    students = {"a_rewrites_checks": rewriter, "b_wrong_top_channels": wrong}
+    limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
+    return harness.grade_cohort(tmp_path_factory.mktemp("rewrite"), A, students, jobs=1, limits=limits)
+
+
+def test_rewriting_the_checks_on_disk_scores_zero_and_changes_nothing_for_others(rewriting_cohort):
+    from autograder.source_format import REPO_ROOT
+
+    total = rewriting_cohort["a_rewrites_checks"][TOTAL_ITEM]
+    assert total.status == "not graded" and total.score == 0
+    assert "changed the grader's files (autograder/checks/a01_hooks.py)" in total.message
+    # Graded next, by the same worker: the original checks again, so it loses its 2 points.
+    assert rewriting_cohort["b_wrong_top_channels"][TOTAL_ITEM].score == 6
+    assert rewriting_cohort["b_wrong_top_channels"][TOP].status == "failed"
+    assert "def check_top_channels(*args, **kwargs):\n    pass" not in (
+        REPO_ROOT / "autograder" / "checks" / "a01_hooks.py").read_text()

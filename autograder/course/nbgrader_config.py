@@ -7,7 +7,8 @@ Why each setting (see DESIGN.md, "nbgrader 0.9.6, measured here"):
 - OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
 - GenerateFeedback: hidden tests are cleared from the feedback HTML.
 - IgnorePattern: library warnings on stderr would zero a test cell; drop the known ones.
-- autograde_preprocessors: the tamper guard and traceback cleaning of nbgrader_plugins.py.
+- autograde_preprocessors: the tamper guard, the audit of hidden-check pass signatures and the
+  traceback cleaning of nbgrader_plugins.py.
 """
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -27,7 +28,8 @@ c.IgnorePattern.pattern = r"(?:UserWarning|DeprecationWarning|FutureWarning).*\n
 # any student code; grader frames are cut from error outputs; the guard leaves no trace.
 c.Autograde.autograde_preprocessors = [
     "autograder.nbgrader_plugins.InjectGuard",
-    "nbgrader.preprocessors.Execute",
+    "autograder.nbgrader_plugins.ExecuteRecordingRequests",
+    "autograder.nbgrader_plugins.AuditTestCells",
     "autograder.nbgrader_plugins.RemoveGuard",
     "autograder.nbgrader_plugins.StripGraderTracebacks",
     "nbgrader.preprocessors.IgnorePattern",

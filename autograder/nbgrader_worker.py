@@ -1,0 +1,237 @@
+"""One long-lived nbgrader process per course folder, driven one request at a time.
+
+Why: every ``nbgrader`` command line pays 3-5 s of Python start-up and imports before it does any
+work; grading a student's four notebooks with ``autograde`` plus ``generate_feedback`` paid it
+eight times. A worker pays it once and then serves requests through nbgrader's own Python API
+(``nbgrader.apps.NbGraderAPI``), with the course's ``nbgrader_config.py``.
+
+Isolation is unchanged: each notebook still runs in a fresh Jupyter kernel started by nbgrader,
+and the parent can always kill the worker (its own session, killed as a group) and start a new
+one: a notebook that never finishes costs only its own row.
+
+Server side (this module run as a program)::
+
+    python -m autograder.nbgrader_worker COURSE [--cell-seconds S] [--no-db]
+
+reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
+"generate_assignment", "assignment": ID, "student": ID}``, and answers each with one JSON line
+``{"success": bool, "error": traceback, "log": text}`` on its original stdout. Anything else the
+process prints goes to stderr, so a chatty library cannot corrupt the answers.
+
+Client side: :class:`NbgraderWorker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMANDS = ("autograde", "generate_feedback", "generate_assignment")
+
+
+class WorkerError(RuntimeError):
+    """nbgrader reported a failure, or the worker process died; the message says which and why."""
+
+
+def limit_memory(megabytes: int):
+    """preexec_fn: cap the address space of a process and of the kernels it starts (inherited)."""
+    def apply():
+        import resource
+
+        limit = megabytes * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+class NbgraderWorker:
+    """Client of one worker process serving the nbgrader course at ``course``.
+
+    ``env``: environment of the worker and its kernels; ``memory_mb``: address-space cap of both;
+    ``cell_seconds``: nbgrader's per-cell timeout; ``no_database``: like ``--no-db``; ``prewarm``:
+    run notebooks in kernels forked from a process that has imported torch (``prewarmed_kernel``).
+    The process starts on the first request and after any :meth:`kill`. Use as a context manager
+    (or call :meth:`close`) so it never outlives its user.
+    """
+
+    def __init__(self, course: Path, env: dict | None = None, memory_mb: int | None = None,
+                 cell_seconds: int | None = None, no_database: bool = False, prewarm: bool = False):
+        self.course = Path(course)
+        self.env = env
+        self.memory_mb = memory_mb
+        self.arguments = [str(self.course)]
+        if cell_seconds is not None:
+            self.arguments += ["--cell-seconds", str(cell_seconds)]
+        if no_database:
+            self.arguments.append("--no-db")
+        if prewarm:
+            self.arguments.append("--prewarm")
+        self._process: subprocess.Popen | None = None
+        self._log = None
+        self._buffer = b""
+
+    def __enter__(self) -> NbgraderWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self._log = tempfile.TemporaryFile()
+        self._buffer = b""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.nbgrader_worker", *self.arguments], cwd=self.course,
+            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            start_new_session=True, preexec_fn=limit_memory(self.memory_mb) if self.memory_mb else None)
+
+    def request(self, command: str, assignment: str, student: str | None = None,
+                timeout: float | None = None) -> str:
+        """Run one nbgrader command; return its log. Raise ``subprocess.TimeoutExpired`` after
+        ``timeout`` seconds (the worker and its kernel are then killed) or :class:`WorkerError`."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}; one of {COMMANDS}")
+        if self._process is None:
+            self._start()
+        line = json.dumps({"command": command, "assignment": assignment, "student": student}) + "\n"
+        try:
+            self._process.stdin.write(line.encode())
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            message = self._death_message()
+            self.kill()
+            raise WorkerError(message) from None
+        answer = self._read_line(timeout, f"nbgrader {command} {assignment} {student or ''}".strip())
+        if not answer.get("success"):
+            raise WorkerError(f"nbgrader {command} {assignment} {student or ''} failed:\n"
+                              f"{answer.get('log', '')[-4000:]}\n{answer.get('error', '')[-4000:]}")
+        return answer.get("log", "")
+
+    def _read_line(self, timeout: float | None, what: str) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stdout = self._process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self.kill()
+                    raise subprocess.TimeoutExpired(what, timeout)
+                if not selector.select(left):
+                    continue
+                chunk = os.read(stdout, 65536)
+                if not chunk:
+                    message = self._death_message()
+                    self.kill()
+                    raise WorkerError(message)
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _death_message(self) -> str:
+        try:
+            code = self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = "none: it closed its output but kept running"
+        self._log.seek(0)
+        tail = self._log.read().decode(errors="replace")[-2000:]
+        return f"the nbgrader worker stopped (exit code {code}):\n{tail}"
+
+    def kill(self) -> None:
+        """Kill the worker and everything in its session (nbgrader and the kernel it runs)."""
+        if self._process is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._process.wait()
+            self._process.stdin.close()
+            self._process.stdout.close()
+            self._log.close()
+            self._process = None
+
+    def close(self) -> None:
+        """Ask the worker to stop (end of input), then kill whatever is left."""
+        if self._process is not None:
+            try:
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                pass
+            self.kill()
+
+
+def _start_prewarmed_kernels(course: Path, config) -> None:
+    """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``)."""
+    from autograder import prewarmed_kernel
+
+    runtime = course / ".prewarmed"
+    if len(str(runtime)) > 80:  # a Unix socket path must stay under ~100 bytes
+        runtime = Path(tempfile.mkdtemp(prefix="xai-kernels-"))
+    runtime.mkdir(parents=True, exist_ok=True)
+    prewarmed_kernel.install_kernelspec(runtime / "jupyter")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(runtime / "jupyter"),
+                                                               os.environ.get("JUPYTER_PATH")]))
+    address = runtime / f"zygote-{os.getpid()}.sock"
+    address.unlink(missing_ok=True)
+    os.environ[prewarmed_kernel.ZYGOTE_ENV] = str(address)
+    prewarmed_kernel.start_zygote(str(address))  # dies with this process (same process group)
+    config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
+
+
+def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: bool) -> int:
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # from here on, print() and library chatter go to stderr
+    os.chdir(course)
+    config_for_prewarm = None
+    if prewarm:  # start the zygote first: it imports torch while we import nbgrader
+        from traitlets.config import Config
+
+        config_for_prewarm = Config()
+        _start_prewarmed_kernels(course, config_for_prewarm)
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    config.CourseDirectory.root = str(course)
+    if cell_seconds is not None:
+        config.Execute.timeout = cell_seconds
+    if no_database:
+        config.SaveCells.enabled = False
+        config.GenerateAssignment.no_database = True
+    if config_for_prewarm is not None:
+        config.merge(config_for_prewarm)
+    api = NbGraderAPI(config=config)
+    for line in sys.stdin:
+        request = json.loads(line)
+        command, assignment, student = request["command"], request["assignment"], request.get("student")
+        if command == "generate_assignment":
+            result = api.generate_assignment(assignment, force=True, create=not no_database)
+        elif command == "autograde":
+            result = api.autograde(assignment, student, force=True, create=True)
+        elif command == "generate_feedback":
+            result = api.generate_feedback(assignment, student, force=True)
+        else:
+            result = {"success": False, "error": f"unknown command {command!r}"}
+        answers.write(json.dumps(result) + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("course", type=Path)
+    parser.add_argument("--cell-seconds", type=int)
+    parser.add_argument("--no-db", action="store_true")
+    parser.add_argument("--prewarm", action="store_true", help="run notebooks in pre-warmed kernels")
+    args = parser.parse_args(argv)
+    return _serve(args.course.resolve(), args.cell_seconds, args.no_db, args.prewarm)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The long-lived nbgrader worker: serves requests, reports failures, and survives being killed."""
+
+import os
+import subprocess
+import time
+
+import nbformat
+import pytest
+
+from autograder import build
+from autograder.nbgrader_worker import NbgraderWorker, WorkerError
+
+ASSIGNMENT = "ps1"
+
+
+def _cell(kind, source, grade_id, **meta):
+    cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "schema_version": 3, "grade": False, "solution": False,
+                                 "locked": False, "task": False, **meta}
+    return cell
+
+
+def _source_notebook():
+    return nbformat.v4.new_notebook(cells=[
+        _cell("code", "def answer():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", "answer",
+              solution=True),
+        _cell("code", "assert answer() == 42", "test_answer", grade=True, locked=True, points=2),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def _submission(body):
+    notebook = _source_notebook()
+    notebook.cells[0].source = f"def answer():\n{body}"
+    return notebook
+
+
+@pytest.fixture
+def course(tmp_path):
+    course = build.new_course(tmp_path / "course")
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(_source_notebook(), course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    return course
+
+
+def _hand_in(course, student, notebook):
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
+
+
+def _score(course, student):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return gradebook.find_submission(ASSIGNMENT, student).score
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("prewarm", [False, True], ids=["plain-kernels", "prewarmed-kernels"])
+def test_grades_and_survives_a_notebook_that_never_ends(course, tmp_path, prewarm):
+    pid_file = tmp_path / "kernel.pid"
+    _hand_in(course, "right", _submission("    return 42"))
+    _hand_in(course, "wrong", _submission("    return 41"))
+    # Never ends; nbgrader's own cell timeout (300 s) is longer than the request's limit (20 s), so
+    # only killing the worker (and with it the kernel) stops it.
+    _hand_in(course, "stuck", _submission(
+        f"    import os, time\n    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "    while True:\n        try:\n            time.sleep(0.05)\n        except KeyboardInterrupt:\n            pass"))
+    with NbgraderWorker(course, env=build.grading_env(), cell_seconds=300, prewarm=prewarm) as worker:
+        worker.request("generate_assignment", ASSIGNMENT)
+        worker.request("autograde", ASSIGNMENT, "right", timeout=120)
+        started = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.request("autograde", ASSIGNMENT, "stuck", timeout=20)
+        assert time.monotonic() - started < 60
+        kernel_pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 15
+        while _alive(kernel_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(kernel_pid), "the stuck kernel outlived its worker"
+        worker.request("autograde", ASSIGNMENT, "wrong", timeout=120)  # a fresh worker takes over
+        worker.request("generate_feedback", ASSIGNMENT, "wrong", timeout=120)
+    assert _score(course, "right") == 2 and _score(course, "wrong") == 0
+    assert (course / "feedback" / "wrong" / ASSIGNMENT / f"{ASSIGNMENT}.html").is_file()
+
+
+def test_a_failed_command_raises_with_nbgraders_reason(course):
+    with NbgraderWorker(course, env=build.grading_env()) as worker:
+        worker.request("generate_assignment", ASSIGNMENT)
+        with pytest.raises(WorkerError, match="nbgrader autograde ps1 nobody failed"):
+            worker.request("autograde", ASSIGNMENT, "nobody", timeout=120)
+        with pytest.raises(ValueError, match="unknown command"):
+            worker.request("collect", ASSIGNMENT)
+        pid = worker._process.pid
+    assert not _alive(pid)
+
+
+def test_a_worker_that_dies_is_reported_and_replaced(course):
+    with NbgraderWorker(course, env=build.grading_env()) as worker:
+        worker.request("generate_assignment", ASSIGNMENT)
+        os.kill(worker._process.pid, 9)
+        with pytest.raises(WorkerError, match="worker stopped"):
+            worker.request("generate_assignment", ASSIGNMENT)
+        worker.request("generate_assignment", ASSIGNMENT)
