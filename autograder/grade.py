@@ -34,7 +34,8 @@ from pathlib import Path
 import nbformat
 
 from autograder import build
-from autograder.grader_files import CODE_PACKAGES, FileSnapshot, private_code_copy
+from autograder.grader_files import (CODE_PACKAGES, FileSnapshot, SharedFileWatch, private_code_copy,
+                                     python_startup_files, runtime_env, worker_runtime)
 from autograder.nbgrader_worker import NbgraderWorker, WorkerError
 from autograder.source_format import REPO_ROOT
 from autograder.submissions import Submission, collect
@@ -216,6 +217,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         for submission in submissions:
             students.put(submission)
         bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
+        startup_files = SharedFileWatch(python_startup_files())
         rows: list[Row] = []
         for submission in submissions:  # notebooks that could not be read: no worker needed
             for assignment, problem in submission.problems.items():
@@ -223,14 +225,16 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
                                        max_auto[assignment], problem, [])
 
         def work(worker: int) -> None:
-            # Own course folder (gradebook), own copy of the grader code; both checked after each notebook.
+            # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders;
+            # all checked after each notebook.
             course = shutil.copytree(template, tmp / f"worker{worker}")
             code = private_code_copy(tmp / f"code{worker}")
-            grader_files = FileSnapshot([code, course / "source", course / "release", course / "nbgrader_config.py"],
-                                        labels={code: ""})
-            env = build.grading_env(threads=1 if jobs > 1 else None, code_root=code)
-            with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb,
-                                cell_seconds=limits.cell_seconds, prewarm=prewarmed_kernels) as nbgrader:
+            runtime = worker_runtime(tmp / f"runtime{worker}", code)
+            env = build.grading_env(threads=1 if jobs > 1 else None, code_root=code) | runtime_env(runtime)
+            grader_files = FileSnapshot([code, runtime, course / "source", course / "release",
+                                         course / "nbgrader_config.py"], labels={code: ""})
+            with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb, cell_seconds=limits.cell_seconds,
+                                prewarm=prewarmed_kernels, runtime=runtime / "kernels") as nbgrader:
                 while True:
                     try:
                         submission = students.get_nowait()
@@ -239,13 +243,19 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
                     for assignment in assignments:
                         if assignment not in submission.notebooks:
                             continue
+                        key = (submission.student_id, assignment)
+                        startup_files.started(key)
                         note = _grade_one(nbgrader, submission, assignment, limits)
                         changed = grader_files.restore()
-                        if changed:
+                        shared_problem = startup_files.finished(key)
+                        if changed or shared_problem:
                             nbgrader.kill()  # nothing started from the changed files runs on
+                        if changed:
                             shown = ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
                             note["problem"] = (f"the notebook changed the grader's files ({shown}): "
                                                "they were restored, and this notebook scores 0")
+                        elif shared_problem:
+                            note["problem"] = shared_problem
                         rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
                                                    max_auto[assignment], note["problem"], note["integrity"]))
                         _copy_feedback(course, submission.student_id, assignment, out / "feedback")
@@ -257,10 +267,10 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         for thread in threads:
             thread.join()
         bar.close()
-    changed = kit_files.restore()
-    if changed:
-        print(f"warning: files of the kit were changed while grading and have been restored: {', '.join(changed[:6])}",
-              file=sys.stderr)
+    changed = kit_files.changes()
+    if changed:  # grading used private copies; someone (a notebook, or a person editing) changed these
+        print(f"warning: files of the kit changed while grading ran (check them, e.g. with git status): "
+              f"{', '.join(changed[:6])}", file=sys.stderr)
     rows.sort(key=lambda row: (row.student_id, row.assignment, row.item == TOTAL_ITEM, row.item))
     write_csv(rows, out / "grades.csv")
     return rows

@@ -17,6 +17,7 @@ Two defences, used by ``grade``:
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from autograder.source_format import REPO_ROOT
@@ -35,6 +36,31 @@ def private_code_copy(target: Path) -> Path:
     return target
 
 
+RUNTIME_FOLDERS = {"IPYTHONDIR": "ipython", "JUPYTER_CONFIG_DIR": "jupyter_config", "JUPYTER_DATA_DIR": "jupyter_data"}
+
+
+def worker_runtime(root: Path, code: Path) -> Path:
+    """Empty IPython and Jupyter folders for one grading worker, plus the pre-warmed kernelspec in
+    ``root/kernels`` (its launcher run from the worker's private ``code`` copy). A notebook that
+    plants an IPython start-up file or a kernelspec in them (to run code before the grader's
+    guard in the next kernel) is caught by the snapshot."""
+    from IPython.core.profiledir import ProfileDir
+
+    from autograder import prewarmed_kernel
+
+    for folder in RUNTIME_FOLDERS.values():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    # What a kernel would create there itself, so that only a notebook's own additions show.
+    ProfileDir.create_profile_dir_by_name(str(root / "ipython"), "default").check_dirs()
+    prewarmed_kernel.install_kernelspec(root / "kernels" / "jupyter", script=code / "autograder" / "prewarmed_kernel.py")
+    return root
+
+
+def runtime_env(root: Path) -> dict:
+    """Environment variables that point IPython and Jupyter at :func:`worker_runtime`'s folders."""
+    return {variable: str(root / folder) for variable, folder in RUNTIME_FOLDERS.items()}
+
+
 def _is_cache(path: Path) -> bool:
     return "__pycache__" in path.parts or path.suffix == ".pyc"
 
@@ -43,24 +69,33 @@ class FileSnapshot:
     """The exact contents of every file under ``roots`` (folders or single files).
 
     ``labels``: ``{root: name}`` for messages (default: the root's own name; ``""`` for none).
+    ``patterns``: ``{root: (glob, ...)}`` to watch only some files of a folder (``*.pth`` in
+    site-packages).
     ``skip_caches``: leave ``__pycache__`` alone (for the kit's checkout, where Python itself
     writes bytecode while grading runs); grading folders are used with bytecode writing off, so
     there any ``.pyc`` is somebody's doing.
     """
 
-    def __init__(self, roots, skip_caches: bool = False, labels: dict | None = None):
+    def __init__(self, roots, skip_caches: bool = False, labels: dict | None = None, patterns: dict | None = None):
         self.roots = [Path(root) for root in roots]
         self.skip_caches = skip_caches
         # How a root's files are named in messages: "<label>/<path inside the root>".
         self.labels = {root: root.name for root in self.roots} | {Path(k): v for k, v in (labels or {}).items()}
+        # {folder: (glob, ...)}: watch only the files of that folder matching a glob (not recursive).
+        self.patterns = {Path(k): v for k, v in (patterns or {}).items()}
         self.contents: dict[Path, bytes] = {}
         for root in self.roots:
             self.contents.update(self._files(root))
 
+    def _paths(self, root: Path):
+        if root in self.patterns:
+            return sorted({path for pattern in self.patterns[root] for path in root.glob(pattern)})
+        return sorted(root.rglob("*"))
+
     def _files(self, root: Path) -> dict[Path, bytes]:
         if root.is_file():
             return {root: root.read_bytes()}
-        return {path: path.read_bytes() for path in sorted(root.rglob("*"))
+        return {path: path.read_bytes() for path in self._paths(root)
                 if path.is_file() and not (self.skip_caches and _is_cache(path))}
 
     def changes(self) -> list[str]:
@@ -80,7 +115,7 @@ class FileSnapshot:
             return []
         for root in self.roots:
             if root.is_dir():
-                for path in sorted(root.rglob("*"), reverse=True):
+                for path in reversed(self._paths(root)):
                     if self.skip_caches and _is_cache(path):
                         continue
                     if path.is_symlink() or (path.is_file() and path not in self.contents):
@@ -105,3 +140,43 @@ class FileSnapshot:
             if path.is_relative_to(root):
                 return str(Path(self.labels[root]) / path.relative_to(root))
         return str(path)
+
+
+def python_startup_files() -> FileSnapshot:
+    """A snapshot of the files every Python process runs at start-up: ``*.pth``,
+    ``sitecustomize.py`` and ``usercustomize.py`` in the site-packages folders."""
+    import site
+
+    folders = [Path(folder) for folder in site.getsitepackages() if Path(folder).is_dir()]
+    return FileSnapshot(folders, patterns={folder: ("*.pth", "sitecustomize.py", "usercustomize.py")
+                                           for folder in folders})
+
+
+class SharedFileWatch:
+    """Files every worker's processes use (the site-packages start-up files), checked after each
+    notebook. With several workers a change cannot be pinned on one notebook: every notebook
+    being graded when it is found is reported (:meth:`finished` returns the message), so the
+    instructor grades those again; with one worker that is exactly the notebook that did it."""
+
+    def __init__(self, snapshot: FileSnapshot):
+        self.snapshot = snapshot
+        self.lock = threading.Lock()
+        self.in_flight: set = set()
+        self.reports: dict = {}
+
+    def started(self, key) -> None:
+        with self.lock:
+            self.in_flight.add(key)
+
+    def finished(self, key) -> str | None:
+        """Restore the files if they changed; the message for ``key``'s notebook, if any."""
+        with self.lock:
+            changed = self.snapshot.restore()
+            if changed:
+                message = (f"Python start-up files of the grader ({', '.join(changed[:3])}) changed while this "
+                           "notebook was graded (by it, or by a notebook graded at the same time); they were "
+                           "restored: grade this notebook again")
+                for other in self.in_flight:
+                    self.reports[other] = message
+            self.in_flight.discard(key)
+            return self.reports.pop(key, None)

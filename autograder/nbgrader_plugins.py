@@ -23,8 +23,11 @@ import os
 import re
 import secrets
 import tempfile
+import time
+from queue import Empty
 
 import nbformat
+from jupyter_core.utils import ensure_async
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from autograder.hidden import PASS_MARK
@@ -68,7 +71,17 @@ class InjectGuard(NbGraderPreprocessor):
 
 
 class ExecuteRecordingRequests(Execute):
-    """nbgrader's Execute; also records ``{cell index: execute request id}`` in ``resources``."""
+    """nbgrader's Execute; also records ``{cell index: execute request id}`` in ``resources``, and
+    restarts a kernel that ignores the interrupt sent when a cell runs out of time.
+
+    Without the restart, a cell that swallows ``KeyboardInterrupt`` keeps the kernel busy, so every
+    later cell waits its whole timeout too and the notebook is finally killed with a score of 0.
+    With it, the looping cell scores 0 (``CellTimeoutError``), the cells before it keep their
+    points, and the later cells run in a fresh kernel: they fail fast if they need the lost state,
+    and the hidden checks fail closed there (the guard is not armed in the new kernel).
+    """
+
+    interrupt_grace_seconds = 10
 
     def preprocess(self, nb, resources=None, km=None):
         self._request_ids = {}
@@ -79,6 +92,41 @@ class ExecuteRecordingRequests(Execute):
     def on_cell_executed(self, **kwargs):
         super().on_cell_executed(**kwargs)
         self._request_ids[kwargs["cell_index"]] = kwargs["execute_reply"].get("parent_header", {}).get("msg_id")
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        reply = await super()._async_handle_timeout(timeout, cell)  # interrupts the kernel
+        if self.interrupt_on_timeout and not await self._interrupted_cell_answered():
+            self.log.error("The kernel ignored the interrupt: restarting it")
+            await ensure_async(self.km.restart_kernel(now=True))
+            await self._wait_for_kernel_info()
+        return reply
+
+    async def _wait_for_kernel_info(self) -> None:
+        """Wait until the restarted kernel answers on the shell channel. (The client's own
+        ``wait_for_ready`` also waits for an IOPub message, which nbclient's output poller,
+        still running for the timed-out cell, may take first: it can wait forever.)"""
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            request = self.kc.kernel_info()
+            try:
+                while True:
+                    message = await ensure_async(self.kc.shell_channel.get_msg(timeout=1))
+                    if message.get("parent_header", {}).get("msg_id") == request:
+                        return
+            except Empty:
+                continue
+
+    async def _interrupted_cell_answered(self) -> bool:
+        """Whether the interrupted cell's execute_reply arrives within the grace period."""
+        deadline = time.monotonic() + self.interrupt_grace_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except Empty:
+                return False
+            if message.get("msg_type") == "execute_reply":
+                return True
+        return False
 
 
 def checks_named(source: str) -> set:

@@ -56,13 +56,15 @@ class NbgraderWorker:
 
     ``env``: environment of the worker and its kernels; ``memory_mb``: address-space cap of both;
     ``cell_seconds``: nbgrader's per-cell timeout; ``no_database``: like ``--no-db``; ``prewarm``:
-    run notebooks in kernels forked from a process that has imported torch (``prewarmed_kernel``).
+    run notebooks in kernels forked from a process that has imported torch (``prewarmed_kernel``);
+    ``runtime``: folder for the pre-warmed kernelspec and socket (default ``course/.prewarmed``).
     The process starts on the first request and after any :meth:`kill`. Use as a context manager
     (or call :meth:`close`) so it never outlives its user.
     """
 
     def __init__(self, course: Path, env: dict | None = None, memory_mb: int | None = None,
-                 cell_seconds: int | None = None, no_database: bool = False, prewarm: bool = False):
+                 cell_seconds: int | None = None, no_database: bool = False, prewarm: bool = False,
+                 runtime: Path | None = None):
         self.course = Path(course)
         self.env = env
         self.memory_mb = memory_mb
@@ -73,6 +75,8 @@ class NbgraderWorker:
             self.arguments.append("--no-db")
         if prewarm:
             self.arguments.append("--prewarm")
+        if runtime is not None:
+            self.arguments += ["--runtime", str(runtime)]
         self._process: subprocess.Popen | None = None
         self._log = None
         self._buffer = b""
@@ -167,34 +171,90 @@ class NbgraderWorker:
             self.kill()
 
 
-def _start_prewarmed_kernels(course: Path, config) -> None:
-    """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``)."""
+def _start_prewarmed_kernels(runtime: Path, config) -> int:
+    """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``);
+    return the zygote's pid."""
     from autograder import prewarmed_kernel
 
-    runtime = course / ".prewarmed"
     if len(str(runtime)) > 80:  # a Unix socket path must stay under ~100 bytes
         runtime = Path(tempfile.mkdtemp(prefix="xai-kernels-"))
     runtime.mkdir(parents=True, exist_ok=True)
-    prewarmed_kernel.install_kernelspec(runtime / "jupyter")
+    if not (runtime / "jupyter" / "kernels" / prewarmed_kernel.KERNEL_NAME / "kernel.json").is_file():
+        prewarmed_kernel.install_kernelspec(runtime / "jupyter")  # unless grade() made it already  # the same file when grade() made it already
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(runtime / "jupyter"),
                                                                os.environ.get("JUPYTER_PATH")]))
     address = runtime / f"zygote-{os.getpid()}.sock"
     address.unlink(missing_ok=True)
     os.environ[prewarmed_kernel.ZYGOTE_ENV] = str(address)
-    prewarmed_kernel.start_zygote(str(address))  # dies with this process (same process group)
+    zygote = prewarmed_kernel.start_zygote(str(address))  # dies with this process (same process group)
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
+    return zygote.pid
 
 
-def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: bool) -> int:
+def _become_subreaper() -> None:
+    """Linux: processes that a notebook leaves behind (also detached ones) become our children
+    when their parent exits, so :func:`_kill_leftovers` can find them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _kill_leftovers(keep: set) -> None:
+    """Between requests no kernel runs: kill every process below us except ``keep`` (the zygote),
+    so nothing a graded notebook started in the background can touch the next one."""
+    for pid in _descendants(os.getpid()):
+        if pid not in keep:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    while True:  # reap what was re-parented to us
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: bool,
+           runtime: Path | None = None) -> int:
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # from here on, print() and library chatter go to stderr
     os.chdir(course)
+    _become_subreaper()
+    keep: set = set()
     config_for_prewarm = None
     if prewarm:  # start the zygote first: it imports torch while we import nbgrader
         from traitlets.config import Config
 
         config_for_prewarm = Config()
-        _start_prewarmed_kernels(course, config_for_prewarm)
+        keep.add(_start_prewarmed_kernels(runtime or course / ".prewarmed", config_for_prewarm))
     from nbgrader.apps import NbGraderAPI
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -219,6 +279,7 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
             result = api.generate_feedback(assignment, student, force=True)
         else:
             result = {"success": False, "error": f"unknown command {command!r}"}
+        _kill_leftovers(keep)
         answers.write(json.dumps(result) + "\n")
     return 0
 
@@ -229,8 +290,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cell-seconds", type=int)
     parser.add_argument("--no-db", action="store_true")
     parser.add_argument("--prewarm", action="store_true", help="run notebooks in pre-warmed kernels")
+    parser.add_argument("--runtime", type=Path, help="folder for the pre-warmed kernelspec and socket")
     args = parser.parse_args(argv)
-    return _serve(args.course.resolve(), args.cell_seconds, args.no_db, args.prewarm)
+    return _serve(args.course.resolve(), args.cell_seconds, args.no_db, args.prewarm, args.runtime)
 
 
 if __name__ == "__main__":

@@ -44,14 +44,20 @@ PREIMPORTS = ("numpy", "torch", "torchvision", "matplotlib.pyplot", "pytorch_gra
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
-def install_kernelspec(jupyter_dir: Path) -> Path:
+def install_kernelspec(jupyter_dir: Path, script: Path | None = None) -> Path:
     """Write the ``xai-prewarmed`` kernelspec under ``jupyter_dir/kernels/``; put ``jupyter_dir``
-    on ``JUPYTER_PATH`` to make it visible. Returns the kernelspec folder."""
+    on ``JUPYTER_PATH`` to make it visible. Returns the kernelspec folder.
+
+    ``script``: this file, as the launcher runs it (default: where this module was loaded from).
+    Kernels keep their input history in memory (as nbgrader asks of ``python3`` kernels).
+    """
     folder = Path(jupyter_dir) / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
     # The launcher runs this file as a script: it needs only the standard library, whatever the
     # kernel's working directory and PYTHONPATH.
-    spec = {"argv": [sys.executable, str(Path(__file__).resolve()), "launch", "-f", "{connection_file}"],
+    script = Path(script or __file__).resolve()
+    spec = {"argv": [sys.executable, str(script), "launch", "-f", "{connection_file}",
+                     "--HistoryManager.hist_file=:memory:"],
             "display_name": "Python 3 (pre-warmed for grading)", "language": "python",
             "interrupt_mode": "signal", "metadata": {"debugger": False}}
     (folder / "kernel.json").write_text(json.dumps(spec, indent=1))
@@ -198,9 +204,29 @@ def _accept(listener: socket.socket, selector: selectors.BaseSelector, children:
         os.close(fd)
     children[pid] = connection
     _send(connection, {"pid": pid})
+    selector.register(connection, selectors.EVENT_READ, data=pid)
 
 
-def _reap(children: dict) -> None:
+def _launcher_gone(selector: selectors.BaseSelector, connection: socket.socket, pid: int, children: dict) -> None:
+    """A launcher closed its connection (it was killed: a kernel restart or shutdown). Kill its
+    kernel *and wait until it is gone* before serving the next request: a restarted kernel reuses
+    the same ports, which the old one must have released."""
+    try:
+        if connection.recv(4096):
+            return  # launchers send nothing after their request; ignore it
+    except OSError:
+        pass
+    selector.unregister(connection)
+    connection.close()
+    if children.pop(pid, None) is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _reap(selector: selectors.BaseSelector, children: dict) -> None:
     while children:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -214,6 +240,7 @@ def _reap(children: dict) -> None:
                 _send(connection, {"exit_code": os.waitstatus_to_exitcode(status)})
             except OSError:
                 pass
+            selector.unregister(connection)
             connection.close()
 
 
@@ -235,18 +262,32 @@ def serve(address: str) -> int:
     with selectors.DefaultSelector() as selector:
         selector.register(listener, selectors.EVENT_READ)
         while os.getppid() == parent:  # the nbgrader worker that started us is still there
-            if selector.select(timeout=0.2):
+            events = selector.select(timeout=0.2)
+            for key, _ in events:  # first the launchers that are gone, then new requests
+                if key.fileobj is not listener:
+                    _launcher_gone(selector, key.fileobj, key.data, children)
+            if any(key.fileobj is listener for key, _ in events):
                 _accept(listener, selector, children)
-            _reap(children)
+            _reap(selector, children)
     return 0
 
 
-def start_zygote(address: str, env: dict | None = None):
-    """Start a zygote listening at ``address`` (same session and process group as the caller)."""
-    import subprocess
+def start_zygote(address: str, env: dict | None = None, wait_seconds: float = 60):
+    """Start a zygote listening at ``address`` (same session and process group as the caller).
 
-    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", address],
-                            env=env, stdin=subprocess.DEVNULL)
+    Returns once the zygote listens (it binds its socket before importing anything), so that a
+    kernel started right after is forked, not started plain; after ``wait_seconds`` without a
+    socket, or if the zygote died, kernels simply start plain.
+    """
+    import subprocess
+    import time
+
+    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", address],
+                               env=env, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + wait_seconds
+    while not Path(address).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return process
 
 
 def main(argv=None) -> int:

@@ -94,3 +94,31 @@ def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
         source.write_text(bad)
         with pytest.raises(source_format.SourceError, match=message):
             source_format.build_notebook(source)
+
+
+def test_every_test_cell_names_existing_hidden_checks_at_top_level():
+    """The grader audits, per test cell, the pass signatures of the checks its source names
+    (``nbgrader_plugins.AuditTestCells``): each autograded cell must name at least one, every
+    named check must exist, and each call must run whenever the cell runs (top level)."""
+    import ast
+    import importlib
+
+    from autograder.nbgrader_plugins import checks_named
+
+    for assignment in build.assignment_ids():
+        source = nbformat.read(str(build.SOLUTION_DIR / f"{assignment}.ipynb"), 4)
+        tests = [c for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                 and not c.metadata["nbgrader"].get("solution") and c.cell_type == "code"]
+        assert tests, assignment
+        for cell in tests:
+            grade_id = cell.metadata["nbgrader"]["grade_id"]
+            named = checks_named(cell.source)
+            assert named, f"{assignment}/{grade_id}: no hidden.run(...) with literal names"
+            for name in named:
+                module, check = name.split(".")
+                assert callable(getattr(importlib.import_module(f"autograder.checks.{module}"), check, None)), name
+            top_level = {f"{node.value.args[0].value}.{node.value.args[1].value}"
+                         for node in ast.parse(cell.source).body
+                         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                         and checks_named(ast.unparse(node))}
+            assert top_level == named, f"{assignment}/{grade_id}: hidden.run inside a block: {named - top_level}"

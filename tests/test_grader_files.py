@@ -66,3 +66,19 @@ def test_the_private_copy_holds_the_grader_code_without_caches(tmp_path):
     assert (code / "autograder" / "checks" / "a01_hooks.py").is_file()
     assert (code / "solutions" / "gradcam.py").is_file()
     assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.png"))
+
+
+def test_shared_files_report_every_notebook_in_flight(tmp_path):
+    from autograder.grader_files import SharedFileWatch
+
+    root, _ = _tree(tmp_path)
+    watch = SharedFileWatch(FileSnapshot([root]))
+    watch.started("alice")
+    watch.started("bob")
+    (root / "pkg" / "evil.pth").write_text("import os")
+    message = watch.finished("alice")  # alice's worker finds the change: bob was running too
+    assert "evil.pth" in message and "grade this notebook again" in message
+    assert not (root / "pkg" / "evil.pth").exists()
+    watch.started("carol")
+    assert watch.finished("bob") == message
+    assert watch.finished("carol") is None  # started after the files were put back

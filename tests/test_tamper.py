@@ -130,9 +130,10 @@ def graded(tmp_path_factory, standin_assets_module):
     extra = {"shadowing": {"numpy.py": "raise SystemExit('shadowed numpy')\n",
                            "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
              "missing": {"README.txt": "I forgot the notebook"}}
-    # Cells get 60 s (the guard and set-up cells import torch: allow for a loaded machine); the
-    # looping notebook is interrupted at 60 s or killed at 300 s.
-    limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
+    # An Assignment 1 notebook grades in about 15 s on a loaded 2-core machine (kernels are forked
+    # with torch imported): cells get 30 s, notebooks 120 s. The looping notebook is interrupted
+    # at 30 s; its kernel ignores that and is restarted 10 s later.
+    limits = Limits(cell_seconds=30, notebook_seconds=120, memory_mb=8192)
     return harness.grade_cohort(tmp_path_factory.mktemp("tamper"), A, students, limits=limits, extra_files=extra)
 
 
@@ -158,12 +159,12 @@ def test_patching_the_reference_is_detected(graded):
 
 
 def test_a_loop_that_ignores_ctrl_c_costs_only_its_cell(graded):
+    """The interrupt is ignored, so the kernel is restarted: the looping cell times out (0), the
+    cells before it keep their points, and the notebook is not killed."""
     rows = graded["looping"]
     total = rows[TOTAL_ITEM]
-    if total.status == "graded":  # nbgrader managed to interrupt the cell
-        assert rows[TOP].status == "failed" and total.score == 6
-    else:  # the notebook was killed at its wall-clock limit: a clear row, 0
-        assert total.score == 0 and "stopped after" in total.message
+    assert total.status == "graded" and total.score == 6, total.message
+    assert rows[TOP].status == "failed" and "CellTimeoutError" in rows[TOP].message
     assert _total(graded, "honest").score == 8
 
 
@@ -227,27 +228,64 @@ def test_hiding_tracebacks_does_not_hide_failures(graded):
     assert _total(graded, "hidden_tracebacks").score == 0
 
 
+# Plants an IPython start-up file: it would run in the next kernel *before* the grader's guard and
+# disable a hidden check there; also leaves a detached process behind.
+PLANT_STARTUP = '''
+import pathlib
+import subprocess
+
+_startup = pathlib.Path(get_ipython().profile_dir.startup_dir) / "00-help.py"
+_startup.write_text("import autograder.checks.a01_hooks as _c\\n_c.check_top_channels = lambda *a, **k: None\\n")
+_daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)
+pathlib.Path({pid_file!r}).write_text(str(_daemon.pid))
+'''
+
+
 @pytest.fixture(scope="module")
 def rewriting_cohort(tmp_path_factory, standin_assets_module):
-    """One worker: a notebook that rewrites the hidden checks on disk, then a known-wrong one."""
+    """One worker, in this order: a notebook that rewrites the hidden checks on disk, a known-wrong
+    one, a notebook that plants an IPython start-up file and a detached process, a known-wrong one."""
     from tests.mutants import a01_hooks as mutants
 
+    root = tmp_path_factory.mktemp("rewrite")
     solved = harness.mutated_submission(A)
-    rewriter = harness.with_code(solved, "top_channels", REWRITE_CHECKS, prepend=False)
     wrong = harness.mutated_submission(A, mutants.top_channels__max_not_mean)
-    students = {"a_rewrites_checks": rewriter, "b_wrong_top_channels": wrong}
+    students = {"a_rewrites_checks": harness.with_code(solved, "top_channels", REWRITE_CHECKS, prepend=False),
+                "b_wrong_top_channels": wrong,
+                "c_plants_startup": harness.with_code(solved, "top_channels", PLANT_STARTUP.format(
+                    pid_file=str(root / "daemon.pid")), prepend=False),
+                "d_wrong_top_channels": wrong}
     limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
-    return harness.grade_cohort(tmp_path_factory.mktemp("rewrite"), A, students, jobs=1, limits=limits)
+    table = harness.grade_cohort(root, A, students, jobs=1, limits=limits)
+    return table, root
 
 
 def test_rewriting_the_checks_on_disk_scores_zero_and_changes_nothing_for_others(rewriting_cohort):
     from autograder.source_format import REPO_ROOT
 
-    total = rewriting_cohort["a_rewrites_checks"][TOTAL_ITEM]
+    table, _ = rewriting_cohort
+    total = table["a_rewrites_checks"][TOTAL_ITEM]
     assert total.status == "not graded" and total.score == 0
     assert "changed the grader's files (autograder/checks/a01_hooks.py)" in total.message
     # Graded next, by the same worker: the original checks again, so it loses its 2 points.
-    assert rewriting_cohort["b_wrong_top_channels"][TOTAL_ITEM].score == 6
-    assert rewriting_cohort["b_wrong_top_channels"][TOP].status == "failed"
+    assert table["b_wrong_top_channels"][TOTAL_ITEM].score == 6
+    assert table["b_wrong_top_channels"][TOP].status == "failed"
     assert "def check_top_channels(*args, **kwargs):\n    pass" not in (
         REPO_ROOT / "autograder" / "checks" / "a01_hooks.py").read_text()
+
+
+def test_a_planted_startup_file_and_a_detached_process_do_not_reach_the_next_notebook(rewriting_cohort):
+    table, root = rewriting_cohort
+    total = table["c_plants_startup"][TOTAL_ITEM]
+    assert total.status == "not graded" and "ipython/profile_default/startup/00-help.py" in total.message
+    assert table["d_wrong_top_channels"][TOTAL_ITEM].score == 6  # its check ran: start-up file gone
+    daemon = int((root / "daemon.pid").read_text())
+    assert not _alive(daemon), "a process the notebook detached outlived its grading"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
