@@ -7,14 +7,16 @@ How it works:
 2. A *template* nbgrader course is built once in a temporary folder (sources from
    ``autograder/assignments``, ``generate_assignment`` into its gradebook).
 3. Students are split over N workers. Each worker owns a copy of the template course (its own
-   gradebook, so no two processes write one SQLite file) and one long-lived nbgrader process
-   (``nbgrader_worker``: nbgrader's start-up is paid once, not per notebook) that runs, per
-   student and notebook, ``autograde`` then ``generate_feedback`` under a wall-clock limit. A
-   submission that hangs or crashes nbgrader gets the process killed and restarted: it costs
-   only its own row.
-4. Scores are read from the workers' gradebooks; ``OUT/grades.csv`` gets one row per student,
-   notebook and graded cell plus a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the
-   feedback (hidden tests cleared).
+   gradebook, so no two processes write one SQLite file), a private copy of the grader code and
+   its own IPython/Jupyter folders (``grader_files``), and one long-lived nbgrader process
+   (``nbgrader_worker``: nbgrader's start-up is paid once, not per notebook; kernels are forked
+   from a process with torch already imported, ``prewarmed_kernel``) that runs, per student and
+   notebook, ``autograde`` then ``generate_feedback`` under a wall-clock limit. A submission that
+   hangs or crashes nbgrader gets the process killed and restarted: it costs only its own row.
+4. After each notebook the worker's files are compared with what they were (a notebook that
+   changed them scores 0, and they are put back), and the notebook's scores are read from the
+   gradebook at once. ``OUT/grades.csv`` gets one row per student, notebook and graded cell plus
+   a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the feedback (hidden tests cleared).
 
 Every run starts from fresh course folders, so a re-grade never shows a stale score.
 """
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -182,6 +185,25 @@ def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, 
     return note
 
 
+def _grade_and_check_files(nbgrader: NbgraderWorker, submission: Submission, assignment: str, limits: Limits,
+                           grader_files: FileSnapshot, startup_files: SharedFileWatch) -> dict:
+    """:func:`_grade_one`, then put back any grader file the notebook changed (it then scores 0)."""
+    key = (submission.student_id, assignment)
+    startup_files.started(key)
+    note = _grade_one(nbgrader, submission, assignment, limits)
+    changed = grader_files.restore()
+    shared_problem = startup_files.finished(key)
+    if changed or shared_problem:
+        nbgrader.kill()  # nothing started from the changed files runs on
+    if changed:
+        shown = ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
+        note["problem"] = (f"the notebook changed the grader's files ({shown}): "
+                           "they were restored, and this notebook scores 0")
+    elif shared_problem:
+        note["problem"] = shared_problem
+    return note
+
+
 def make_template_course(root: Path, assignments) -> Path:
     """An nbgrader course with every assignment generated into its gradebook."""
     course = build.new_course(root)
@@ -243,30 +265,32 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
                     for assignment in assignments:
                         if assignment not in submission.notebooks:
                             continue
-                        key = (submission.student_id, assignment)
-                        startup_files.started(key)
-                        note = _grade_one(nbgrader, submission, assignment, limits)
-                        changed = grader_files.restore()
-                        shared_problem = startup_files.finished(key)
-                        if changed or shared_problem:
-                            nbgrader.kill()  # nothing started from the changed files runs on
-                        if changed:
-                            shown = ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
-                            note["problem"] = (f"the notebook changed the grader's files ({shown}): "
-                                               "they were restored, and this notebook scores 0")
-                        elif shared_problem:
-                            note["problem"] = shared_problem
+                        note = _grade_and_check_files(nbgrader, submission, assignment, limits, grader_files,
+                                                      startup_files)
                         rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
                                                    max_auto[assignment], note["problem"], note["integrity"]))
                         _copy_feedback(course, submission.student_id, assignment, out / "feedback")
                         bar.update(1)
 
-        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(jobs)]
+        def guarded_work(worker: int) -> None:
+            try:
+                work(worker)
+            except Exception:  # noqa: BLE001 (the other workers go on; what is left gets a row below)
+                traceback.print_exc()
+
+        threads = [threading.Thread(target=guarded_work, args=(worker,)) for worker in range(jobs)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         bar.close()
+        graded = {(row.student_id, row.assignment) for row in rows if row.item == TOTAL_ITEM}
+        for submission in submissions:  # a worker that failed: say so rather than lose the row
+            for assignment in submission.notebooks:
+                if (submission.student_id, assignment) not in graded:
+                    rows += _notebook_rows(template, submission.student_id, assignment, manual[assignment],
+                                           max_auto[assignment], "the grading worker failed (see the grader's "
+                                           "output): grade this notebook again", [])
     changed = kit_files.changes()
     if changed:  # grading used private copies; someone (a notebook, or a person editing) changed these
         print(f"warning: files of the kit changed while grading ran (check them, e.g. with git status): "

@@ -9,6 +9,7 @@ import pytest
 
 from autograder import build
 from autograder.nbgrader_worker import NbgraderWorker, WorkerError
+from tests.processes import alive
 
 ASSIGNMENT = "ps1"
 
@@ -55,13 +56,6 @@ def _score(course, student):
         return gradebook.find_submission(ASSIGNMENT, student).score
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
 
 @pytest.mark.parametrize("prewarm", [False, True], ids=["plain-kernels", "prewarmed-kernels"])
 def test_grades_and_survives_a_notebook_that_never_ends(course, tmp_path, prewarm):
@@ -82,9 +76,9 @@ def test_grades_and_survives_a_notebook_that_never_ends(course, tmp_path, prewar
         assert time.monotonic() - started < 40
         kernel_pid = int(pid_file.read_text())
         deadline = time.monotonic() + 15
-        while _alive(kernel_pid) and time.monotonic() < deadline:
+        while alive(kernel_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(kernel_pid), "the stuck kernel outlived its worker"
+        assert not alive(kernel_pid), "the stuck kernel outlived its worker"
         worker.request("autograde", ASSIGNMENT, "wrong", timeout=120)  # a fresh worker takes over
         worker.request("generate_feedback", ASSIGNMENT, "wrong", timeout=120)
     assert _score(course, "right") == 2 and _score(course, "wrong") == 0
@@ -99,7 +93,7 @@ def test_a_failed_command_raises_with_nbgraders_reason(course):
         with pytest.raises(ValueError, match="unknown command"):
             worker.request("collect", ASSIGNMENT)
         pid = worker._process.pid
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 def test_a_worker_that_dies_is_reported_and_replaced(course):

@@ -9,6 +9,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from autograder import prewarmed_kernel
+from tests.processes import alive
 
 
 @pytest.fixture(scope="module")
@@ -112,23 +113,16 @@ def test_figures_use_the_inline_backend(kernel):
     assert any("image/png" in m["content"].get("data", {}) for m in outputs if m["msg_type"] == "display_data")
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
 
 def test_a_killed_launcher_takes_its_kernel_with_it(kernel):
     child = int(kernel.run("import os\nprint(os.getpid())")[0])
     launcher = kernel.manager.provisioner.process.pid
-    assert child != launcher and _alive(child)
+    assert child != launcher and alive(child)
     os.kill(launcher, signal.SIGKILL)
     deadline = time.monotonic() + 15
-    while _alive(child) and time.monotonic() < deadline:
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(child)
+    assert not alive(child)
 
 
 def test_without_a_zygote_the_launcher_is_an_ordinary_kernel(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 
 from autograder.grade import TOTAL_ITEM, Limits
 from tests import grading_harness as harness
+from tests.processes import alive
 
 A = "01_hooks"
 VALUES, CLEANUP, TOP = "test_record_activations_values", "test_record_activations_cleanup", "test_top_channels"
@@ -280,12 +281,5 @@ def test_a_planted_startup_file_and_a_detached_process_do_not_reach_the_next_not
     assert total.status == "not graded" and "ipython/profile_default/startup/00-help.py" in total.message
     assert table["d_wrong_top_channels"][TOTAL_ITEM].score == 6  # its check ran: start-up file gone
     daemon = int((root / "daemon.pid").read_text())
-    assert not _alive(daemon), "a process the notebook detached outlived its grading"
+    assert not alive(daemon), "a process the notebook detached outlived its grading"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
