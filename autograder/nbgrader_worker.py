@@ -173,20 +173,10 @@ class NbgraderWorker:
 
 def _start_prewarmed_kernels(runtime: Path, config) -> int:
     """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``);
-    return the zygote's pid."""
+    return the zygote's pid (it dies with this process: same process group)."""
     from autograder import prewarmed_kernel
 
-    if len(str(runtime)) > 80:  # a Unix socket path must stay under ~100 bytes
-        runtime = Path(tempfile.mkdtemp(prefix="xai-kernels-"))
-    runtime.mkdir(parents=True, exist_ok=True)
-    if not (runtime / "jupyter" / "kernels" / prewarmed_kernel.KERNEL_NAME / "kernel.json").is_file():
-        prewarmed_kernel.install_kernelspec(runtime / "jupyter")  # unless grade() made it already  # the same file when grade() made it already
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(runtime / "jupyter"),
-                                                               os.environ.get("JUPYTER_PATH")]))
-    address = runtime / f"zygote-{os.getpid()}.sock"
-    address.unlink(missing_ok=True)
-    os.environ[prewarmed_kernel.ZYGOTE_ENV] = str(address)
-    zygote = prewarmed_kernel.start_zygote(str(address))  # dies with this process (same process group)
+    zygote = prewarmed_kernel.activate(runtime)
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
     return zygote.pid
 

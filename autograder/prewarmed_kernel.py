@@ -290,6 +290,25 @@ def start_zygote(address: str, env: dict | None = None, wait_seconds: float = 60
     return process
 
 
+def activate(runtime: Path):
+    """In this process: make the ``xai-prewarmed`` kernelspec visible (``JUPYTER_PATH``), start a
+    zygote with this process's environment and point kernels at it; return the zygote's Popen.
+    ``runtime`` holds the kernelspec (kept if already there) and the socket."""
+    import tempfile
+
+    runtime = Path(runtime)
+    if len(str(runtime)) > 80:  # a Unix socket path must stay under ~100 bytes
+        runtime = Path(tempfile.mkdtemp(prefix="xai-kernels-"))
+    runtime.mkdir(parents=True, exist_ok=True)
+    if not (runtime / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json").is_file():
+        install_kernelspec(runtime / "jupyter")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(runtime / "jupyter"), os.environ.get("JUPYTER_PATH")]))
+    address = runtime / f"zygote-{os.getpid()}.sock"
+    address.unlink(missing_ok=True)
+    os.environ[ZYGOTE_ENV] = str(address)
+    return start_zygote(str(address))
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
-from autograder import build
+from autograder import build, prewarmed_kernel
 
 CELL_TIMEOUT = 300
 
@@ -23,15 +25,21 @@ def _validator(invert: bool):
 
     config = Config()
     config.Execute.timeout = CELL_TIMEOUT
+    config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
     return Validator(config=config, invert=invert)
 
 
 def validate(assignments=None) -> list[str]:
-    """Problems found (empty when the solutions pass and the releases fail every test)."""
+    """Problems found (empty when the solutions pass and the releases fail every test).
+
+    Notebooks run in kernels forked from a process that has imported torch (``prewarmed_kernel``).
+    """
     env = build.grading_env()
     saved = dict(os.environ)
     os.environ.update({key: env[key] for key in ("PYTHONPATH", "PATH", "PYTHONWARNINGS")})
     problems = []
+    runtime = tempfile.TemporaryDirectory(prefix="xai-validate-")
+    zygote = prewarmed_kernel.activate(Path(runtime.name))
     try:
         for assignment in assignments or build.assignment_ids():
             solution = build.SOLUTION_DIR / f"{assignment}.ipynb"
@@ -45,6 +53,9 @@ def validate(assignments=None) -> list[str]:
                 for cell in cells:
                     problems.append(f"{assignment} release: a test cell {key} on the stubs: {cell['source'][:80]!r}")
     finally:
+        zygote.kill()
+        zygote.wait()
+        runtime.cleanup()
         os.environ.clear()
         os.environ.update(saved)
     return problems
