@@ -42,6 +42,7 @@ from autograder.grader_files import (CODE_PACKAGES, FileSnapshot, SharedFileWatc
 from autograder.nbgrader_worker import NbgraderWorker, WorkerError
 from autograder.source_format import REPO_ROOT
 from autograder.submissions import Submission, collect
+from student_src import assets
 
 CSV_FIELDS = ("student_id", "assignment", "item", "kind", "score", "max_score", "status", "message")
 TOTAL_ITEM = "autograded_total"
@@ -185,6 +186,16 @@ def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, 
     return note
 
 
+def worker_env(jobs: int, code: Path, runtime: Path) -> dict:
+    """Environment of one grading worker and its kernels: the grader code from the private copy
+    ``code``, IPython/Jupyter folders in ``runtime``, one thread per kernel when several workers
+    share the cores, and the asset folder as this process sees it (the kernels' ``student_src``
+    is the copy, which would not find ``<checkout>/data`` on its own)."""
+    env = build.grading_env(threads=1 if jobs > 1 else None, code_root=code) | runtime_env(runtime)
+    env[assets.DATA_DIR_ENV] = str(assets.data_dir())
+    return env
+
+
 def _grade_and_check_files(nbgrader: NbgraderWorker, submission: Submission, assignment: str, limits: Limits,
                            grader_files: FileSnapshot, startup_files: SharedFileWatch) -> dict:
     """:func:`_grade_one`, then put back any grader file the notebook changed (it then scores 0)."""
@@ -252,7 +263,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
             course = shutil.copytree(template, tmp / f"worker{worker}")
             code = private_code_copy(tmp / f"code{worker}")
             runtime = worker_runtime(tmp / f"runtime{worker}", code)
-            env = build.grading_env(threads=1 if jobs > 1 else None, code_root=code) | runtime_env(runtime)
+            env = worker_env(jobs, code, runtime)
             grader_files = FileSnapshot([code, runtime, course / "source", course / "release",
                                          course / "nbgrader_config.py"], labels={code: ""})
             with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb, cell_seconds=limits.cell_seconds,

@@ -82,3 +82,18 @@ def test_shared_files_report_every_notebook_in_flight(tmp_path):
     watch.started("carol")
     assert watch.finished("bob") == message
     assert watch.finished("carol") is None  # started after the files were put back
+
+
+def test_grading_kernels_find_the_assets_this_process_finds(tmp_path, monkeypatch):
+    """Kernels import student_src from the private copy, whose own folder has no data/: the worker
+    passes on where this process finds the model and data (``<checkout>/data`` by default)."""
+    from autograder.grade import worker_env
+    from student_src import assets
+
+    monkeypatch.delenv(assets.DATA_DIR_ENV, raising=False)
+    code = private_code_copy(tmp_path / "code")
+    env = worker_env(2, code, tmp_path / "runtime")
+    assert env[assets.DATA_DIR_ENV] == str(assets.data_dir())
+    assert env["PYTHONPATH"].split(":")[0] == str(code) and env["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv(assets.DATA_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert worker_env(1, code, tmp_path / "runtime")[assets.DATA_DIR_ENV] == str(tmp_path / "elsewhere")
