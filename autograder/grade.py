@@ -117,22 +117,24 @@ def integrity_report(course: Path, assignment: str, submitted_path: Path) -> lis
     return notes
 
 
+def _not_graded(student_id: str, assignment: str, max_auto: float, message: str) -> Row:
+    """The total row of a notebook that got no score, saying why."""
+    return Row(student_id, assignment, TOTAL_ITEM, "autograded", 0.0, max_auto, "not graded", message)
+
+
 def _notebook_rows(course: Path, student_id: str, assignment: str, manual: set, max_auto: float,
                    problem: str | None, integrity_notes: list[str]) -> list[Row]:
     """The rows of one graded notebook, read from the worker's gradebook right after grading it
     (so nothing a later notebook does to the gradebook can change them)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    def not_graded(message: str) -> list[Row]:
-        return [Row(student_id, assignment, TOTAL_ITEM, "autograded", 0.0, max_auto, "not graded", message)]
-
     if problem:
-        return not_graded(problem)
+        return [_not_graded(student_id, assignment, max_auto, problem)]
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         try:
             notebook = gradebook.find_submission_notebook(assignment, assignment, student_id)
         except MissingEntry:
-            return not_graded("no grade recorded")
+            return [_not_graded(student_id, assignment, max_auto, "no grade recorded")]
         grades = [(grade.cell.name, grade.score, float(grade.max_score), grade.needs_manual_grade)
                   for grade in notebook.grades]
     errors = _cell_errors(course / "autograded" / student_id / assignment / f"{assignment}.ipynb")
@@ -252,10 +254,6 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
         startup_files = SharedFileWatch(python_startup_files())
         rows: list[Row] = []
-        for submission in submissions:  # notebooks that could not be read: no worker needed
-            for assignment, problem in submission.problems.items():
-                rows += _notebook_rows(template, submission.student_id, assignment, manual[assignment],
-                                       max_auto[assignment], problem, [])
 
         def work(worker: int) -> None:
             # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders;
@@ -296,12 +294,12 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
             thread.join()
         bar.close()
         graded = {(row.student_id, row.assignment) for row in rows if row.item == TOTAL_ITEM}
-        for submission in submissions:  # a worker that failed: say so rather than lose the row
-            for assignment in submission.notebooks:
+        for submission in submissions:  # unreadable notebooks, and any a failed worker left: say why
+            for assignment in assignments:
                 if (submission.student_id, assignment) not in graded:
-                    rows += _notebook_rows(template, submission.student_id, assignment, manual[assignment],
-                                           max_auto[assignment], "the grading worker failed (see the grader's "
-                                           "output): grade this notebook again", [])
+                    problem = submission.problems.get(assignment) or (
+                        "the grading worker failed (see the grader's output): grade this notebook again")
+                    rows.append(_not_graded(submission.student_id, assignment, max_auto[assignment], problem))
     changed = kit_files.changes()
     if changed:  # grading used private copies; someone (a notebook, or a person editing) changed these
         print(f"warning: files of the kit changed while grading ran (check them, e.g. with git status): "

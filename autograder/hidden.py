@@ -72,23 +72,23 @@ def _tampering_message(replaced: list[str]) -> str:
             "hidden checks cannot be trusted and score 0")
 
 
-def _code_names(code) -> set:
-    """Global and attribute names in a code object and the functions nested in it."""
-    names = set(code.co_names)
+def _nested_codes(code):
+    """A code object, then the code of every function, class body and comprehension nested in it."""
+    yield code
     for constant in code.co_consts:
         if hasattr(constant, "co_names"):
-            names |= _code_names(constant)
-    return names
+            yield from _nested_codes(constant)
+
+
+def _code_names(code) -> set:
+    """Global and attribute names in a code object and the functions nested in it."""
+    return {name for nested in _nested_codes(code) for name in nested.co_names}
 
 
 def _global_names(code) -> set:
     """Names a code object (and the functions nested in it) looks up as globals."""
-    names = {instruction.argval for instruction in dis.get_instructions(code)
-             if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
-    for constant in code.co_consts:
-        if hasattr(constant, "co_names"):
-            names |= _global_names(constant)
-    return names
+    return {instruction.argval for nested in _nested_codes(code) for instruction in dis.get_instructions(nested)
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
 
 
 def _codes_of(obj) -> list:
