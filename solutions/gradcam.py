@@ -52,6 +52,14 @@ def activations_and_gradients(model: nn.Module, layer_name: str, x: torch.Tensor
         ``(activations, gradients, logits)``, detached: ``A`` and ``G`` of shape (B, C, h, w)
         (for ``layer4`` of the CIFAR ResNet-18: (B, 512, 4, 4)) and the logits (B, K).
 
+    ``A`` is the layer's output *when the layer returned*, and ``G`` the gradient with respect
+    to that value. When an in-place operation follows the layer (``ReLU(inplace=True)`` after a
+    convolution in AlexNet or VGG, after a BatchNorm in a ResNet block), it would overwrite
+    ``A`` and move ``A``'s place in the graph to after the ReLU. The forward hook therefore
+    returns ``output.clone()``: the rest of the network (and its in-place operations) works on
+    the copy, and ``A`` keeps its value and its place. Grad-CAM is then the same function of the
+    network whether its ReLUs are in place or not.
+
     Works also when called inside ``torch.no_grad()``. The forward hook that records ``A`` is
     removed before returning, also when the forward pass raises.
     """
@@ -60,6 +68,7 @@ def activations_and_gradients(model: nn.Module, layer_name: str, x: torch.Tensor
 
     def save_output(module, inputs, output):
         recorded["activations"] = output
+        return output.clone()  # later in-place operations change the copy, not A
 
     handle = model.get_submodule(layer_name).register_forward_hook(save_output)
     try:

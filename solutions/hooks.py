@@ -26,6 +26,12 @@ def record_activations(model: nn.Module, layer_names, x: torch.Tensor) -> dict:
         ``layer_names``; for ``layer3`` of the CIFAR ResNet-18 the tensor is (B, 256, 8, 8).
         If a layer runs more than once in the forward pass, its last output is kept.
 
+    The value kept is the output *when the layer returned*. ``output.detach()`` alone is not
+    enough: it shares storage with ``output``, so an in-place operation that runs later in the
+    forward pass (``ReLU(inplace=True)`` after a BatchNorm or a convolution, ``out += identity``
+    after a residual block's last BatchNorm) would overwrite the recorded tensor too. The hook
+    therefore keeps a copy, ``output.detach().clone()``.
+
     Every hook is removed before returning, also when the forward pass raises.
     """
     ### BEGIN SOLUTION
@@ -34,7 +40,7 @@ def record_activations(model: nn.Module, layer_names, x: torch.Tensor) -> dict:
 
     def make_hook(name):
         def hook(module, inputs, output):
-            activations[name] = output.detach()
+            activations[name] = output.detach().clone()  # a copy: later in-place ops must not change it
         return hook
 
     try:

@@ -12,6 +12,7 @@ MUTANTS = {
     "keeps_hooks": (mutants.record_activations__keeps_hooks, {CLEANUP}),
     "no_finally": (mutants.record_activations__no_finally, {CLEANUP}),
     "not_detached": (mutants.record_activations__not_detached, {VALUES}),
+    "aliased": (mutants.record_activations__aliased, {VALUES}),
     "top_max": (mutants.top_channels__max_not_mean, {TOP}),
 }
 

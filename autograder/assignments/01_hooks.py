@@ -97,10 +97,37 @@ plt.show()
 # Layers are named as in `model.named_modules()`: `"layer1"`, `"layer4.1.conv2"`, ...
 # `model.get_submodule(name)` returns the module with that name.
 #
+# **In-place operations overwrite what a hook kept.** `output.detach()` is a new tensor *object*
+# that shares its storage with `output`. When the network later changes that storage in place,
+# what you kept changes too. In this ResNet every BatchNorm in a block is followed by
+# `ReLU(inplace=True)` or by `out += identity`; in AlexNet and VGG every convolution is followed
+# by an in-place ReLU. So keep a copy, `output.detach().clone()`: the layer's output as it was
+# when the layer returned. The cell below shows the difference on a BatchNorm and an in-place ReLU.
+
+# %% [code] id=inplace_demo
+demo = nn.Sequential(nn.BatchNorm2d(2), nn.ReLU(inplace=True)).eval()
+kept = {}
+
+
+def keep_output(module, inputs, output):
+    kept["detach"] = output.detach()           # shares storage with output
+    kept["clone"] = output.detach().clone()    # a copy of the BatchNorm's output
+
+
+handle = demo[0].register_forward_hook(keep_output)
+try:
+    demo(torch.randn(1, 2, 3, 3, generator=torch.Generator().manual_seed(0)))
+finally:
+    handle.remove()
+print(f"smallest value kept with .detach():         {kept['detach'].min():.3f}  (the ReLU overwrote it)")
+print(f"smallest value kept with .detach().clone(): {kept['clone'].min():.3f}  (the BatchNorm's output)")
+
+# %% [markdown]
 # **Task 2.1.** Implement `record_activations(model, layer_names, x)`: register one forward hook
 # per name, run the model once on `x` (no gradients needed), and return a dictionary mapping each
-# name to that layer's output, **detached** from the autograd graph. Every hook must be removed
-# before the function returns, also when the forward pass raises.
+# name to that layer's output, **detached** from the autograd graph and **copied** (later
+# in-place operations must not change it). Every hook must be removed before the function
+# returns, also when the forward pass raises.
 #
 # **Task 2.2.** Implement `top_channels(model, layer_name, x, k)`: use `record_activations` to find,
 # for each image, the `k` channels of a layer with the largest mean activation (mean over the

@@ -59,6 +59,26 @@ GRADING = data.grading_mode()  # True while the autograder runs this notebook: f
 #
 # Why one backward pass serves the whole batch: image $b$ only influences its own logits, so the
 # gradient of $\sum_b y^{c_b}_b$ with respect to $A_b$ is the gradient of image $b$'s own score.
+#
+# **In-place operations after the layer.** In AlexNet and VGG every convolution is followed by
+# `nn.ReLU(inplace=True)`, and in a ResNet block each BatchNorm is followed by an in-place ReLU
+# or by `out += identity`. Such an operation overwrites the tensor your hook received *and*
+# moves it in the autograd graph to after the ReLU: keep `output` as it is and you get the
+# ReLU's output as $A$, and `torch.autograd.grad(score, output)` differentiates with respect to
+# the ReLU's output, not the layer's. Return a copy from the hook (`return output.clone()`: a
+# forward hook's return value replaces the layer's output for the rest of the network), so the
+# in-place operation changes the copy and $A$ keeps its value and its place. Then your
+# Grad-CAM is the same function of the network whether its ReLUs are in place or not. (Another
+# correct way: keep `output.detach().clone()` as $A$ and record $G$ with `output.register_hook`,
+# which PyTorch calls with the gradient of the value before the in-place change.)
+#
+# *A library pitfall.* pytorch-grad-cam keeps `output.cpu().detach()`. On a GPU `.cpu()` copies,
+# so $A$ is the layer's output; on a CPU it is a no-op, so $A$ is overwritten by the in-place
+# ReLU while its gradient (from a tensor hook) is the one before the ReLU: a mixture of two
+# layers, and a different map on a CPU than on a GPU. At the layers this notebook compares with
+# the library (the outputs of ResNet stages and blocks) no in-place operation follows, so there
+# the library is right and your maps must match it; at `layer3.0.bn1` or at AlexNet's
+# `features.10` they must not, and the hidden checks try such layers.
 
 # %% [solution] id=activations_and_gradients functions=solutions.gradcam:activations_and_gradients
 

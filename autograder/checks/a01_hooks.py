@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from solutions import hooks as reference
+from autograder.checks.common import alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -31,10 +32,16 @@ def _small_cnn() -> nn.Module:
 
 
 def check_record_activations_values(record_activations) -> None:
-    """Other layers (nested names, a BatchNorm, a block), other batch sizes, another model."""
+    """Other layers (nested names, a BatchNorm, a block), other batch sizes, another model.
+
+    Some layers are followed by an in-place operation that would overwrite an output kept
+    without a copy: ``layer1.0.bn1`` (then ``ReLU(inplace=True)``), ``layer3.1.bn2`` (then
+    ``out += identity``) and ``features.10`` of an AlexNet-shaped network (then an in-place ReLU).
+    """
     cases = [
         (_resnet(), ["layer4", "layer1.0.conv1", "layer3.1.bn2", "layer2.0"], _inputs(2)),
-        (_resnet(), ["fc"], _inputs(1, seed=3)),
+        (_resnet(), ["fc", "layer1.0.bn1"], _inputs(1, seed=3)),
+        (alexnet_shaped(), ["features.10", "features.3", "classifier.1"], _inputs(2, seed=4)),
     ]
     small = _small_cnn()
     small(_inputs(1, size=9))  # materialise the lazy layer
@@ -93,3 +100,7 @@ def check_top_channels(top_channels) -> None:
         checks.assert_close(values, expected_values, 1e-5, f"top_channels values at {layer}")
         if not torch.equal(torch.as_tensor(indices).long(), expected_indices):
             raise AssertionError(f"top_channels picked other channels than the largest mean activations at {layer}")
+
+
+#: Every check, in the order the notebook runs them.
+CHECKS = (check_record_activations_values, check_record_activations_cleanup, check_top_channels)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from solutions import gradcam as reference
-from autograder.checks.common import call_student as _call
+from autograder.checks.common import alexnet_shaped, call_student as _call
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -111,12 +111,18 @@ def _compare_outputs(got, expected, what: str) -> None:
 
 def check_activations_and_gradients_values(activations_and_gradients) -> None:
     """Other layers and batch sizes, the predicted class, also when called inside torch.no_grad()."""
-    model = _resnet()
-    for layer, batch, seed in (("layer2", 3, 1), ("layer3.0.conv1", 1, 2)):
+    resnet, alexnet = _resnet(), alexnet_shaped()
+    # layer3.0.bn1 is followed by ReLU(inplace=True), layer2.1.bn2 by `out += identity` and
+    # features.10 of the AlexNet-shaped network by an in-place ReLU: A must be the layer's own
+    # output (not overwritten later) and G the gradient with respect to that value.
+    for model, layer, batch, seed in ((resnet, "layer2", 3, 1), (resnet, "layer3.0.conv1", 1, 2),
+                                      (resnet, "layer3.0.bn1", 2, 9), (resnet, "layer2.1.bn2", 1, 10),
+                                      (alexnet, "features.10", 2, 12)):
         x = _inputs(batch, seed)
         what = f"activations_and_gradients at {layer!r}, batch of {batch}"
         got = _call(activations_and_gradients, what, model, layer, x)
         _compare_outputs(got, reference.activations_and_gradients(model, layer, x), what)
+    model = resnet
     x = _inputs(2, 3)
     what = "activations_and_gradients called inside torch.no_grad()"
     with torch.no_grad():
@@ -234,11 +240,16 @@ def _check_grad_cam_cases(grad_cam, model: nn.Module, cases) -> None:
 
 
 def check_grad_cam_other_layers(grad_cam) -> None:
-    """Layers other than the notebook's: a stage, a block, a convolution inside a block."""
+    """Other layers: a stage, a block, a convolution and a BatchNorm in a block, an AlexNet's last conv."""
     _check_grad_cam_cases(grad_cam, _resnet(), [
         ("predicted class, batch of 2", "layer2", _inputs(2, 31), None),
         ("predicted class, batch of 1", "layer3.0.conv1", _inputs(1, 32), None),
         ("predicted class, batch of 3", "layer3.1", _inputs(3, 33), None),
+        ("a BatchNorm followed by an in-place ReLU, batch of 2", "layer2.0.bn1", _inputs(2, 34), None),
+    ])
+    _check_grad_cam_cases(grad_cam, alexnet_shaped(), [
+        ("AlexNet-shaped network, last convolution (an in-place ReLU follows), batch of 2",
+         "features.10", _inputs(2, 35), None),
     ])
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import guided as reference
-from autograder.checks.common import call_student as _call
+from autograder.checks.common import alexnet_shaped, call_student as _call
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -280,6 +280,9 @@ def check_guided_backprop_values(guided_backprop) -> None:
     for x, targets in ((_inputs(3, 62), None), (_inputs(2, 63, size=32), [2, 5])):
         what = f"guided_backprop on the ResNet-18, {len(x)} images of {x.shape[-1]}x{x.shape[-1]}, targets={targets}"
         cases.append((what, resnet, x, targets, reference.guided_backprop(resnet, x, targets)))
+    alexnet, alexnet_x = alexnet_shaped(), _inputs(2, 64, size=32)  # in-place ReLUs in features and classifier
+    cases.append(("guided_backprop on an AlexNet-shaped network (in-place ReLUs), targets=[1, 8]", alexnet,
+                  alexnet_x, [1, 8], reference.guided_backprop(alexnet, alexnet_x, [1, 8])))
     _compare_cases(guided_backprop, cases, lambda x: tuple(x.shape), GRADIENT_TOLERANCE)
 
 
@@ -361,6 +364,9 @@ def check_guided_grad_cam(guided_grad_cam, guided_backprop) -> None:
     for layer, targets in (("layer3", [1, 4, 7]), ("layer4.1", None)):
         _check_combination(guided_grad_cam, guided_backprop, model, layer, x, targets, reference.grad_cam,
                            f"guided_grad_cam at {layer!r}, targets={targets}")
+    _check_combination(guided_grad_cam, guided_backprop, alexnet_shaped(), "features.10", _inputs(2, 82, size=32),
+                       [3, 6], reference.grad_cam,
+                       "guided_grad_cam at the last convolution of an AlexNet-shaped network (in-place ReLUs)")
 
 
 def check_guided_grad_cam_upsamples(guided_grad_cam, guided_backprop) -> None:

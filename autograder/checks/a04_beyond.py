@@ -48,6 +48,7 @@ import functools
 import torch
 from torch import nn
 
+from autograder.checks.common import alexnet_shaped
 from solutions import faithfulness, gradcam, layercam, sanity
 from solutions.gradcam import grad_cam as reference_grad_cam
 from student_src import checks
@@ -129,21 +130,28 @@ def _check_curve(got, expected, what: str) -> None:
 
 
 def check_layer_cam_values(layer_cam) -> None:
-    """Other layers (16x16, 8x8, 4x4, a nested conv), explicit and predicted targets, batch sizes."""
+    """Other layers (16x16, 8x8, 4x4, a nested conv), explicit and predicted targets, batch sizes.
+
+    Two layers are followed by an in-place operation: ``layer2.0.bn1`` (then ``ReLU(inplace=True)``)
+    and the last convolution ``features.10`` of an AlexNet-shaped network (then an in-place ReLU).
+    """
+    resnet, alexnet = _resnet(), alexnet_shaped()
     cases = [
-        ("layer2", _inputs(2, seed=41), [3, 7]),
-        ("layer3", _inputs(3, seed=42), None),
-        ("layer4", _inputs(1, seed=43), 5),
-        ("layer3.0.conv1", _inputs(2, seed=44), torch.tensor([0, 9])),
+        (resnet, "layer2", _inputs(2, seed=41), [3, 7]),
+        (resnet, "layer3", _inputs(3, seed=42), None),
+        (resnet, "layer4", _inputs(1, seed=43), 5),
+        (resnet, "layer3.0.conv1", _inputs(2, seed=44), torch.tensor([0, 9])),
+        (resnet, "layer2.0.bn1", _inputs(2, seed=45), None),
+        (alexnet, "features.10", _inputs(2, seed=46), [2, 5]),
     ]
-    model = _resnet()
-    snapshot = checks.ModelSnapshot(model)
-    for layer, x, targets in cases:
+    snapshots = {id(model): checks.ModelSnapshot(model) for model in (resnet, alexnet)}
+    for model, layer, x, targets in cases:
         expected = layercam.layer_cam(model, layer, x, targets)
         with _reference_helpers(layer_cam):
             got = layer_cam(model, layer, x, targets)
         _check_maps(got, expected, f"layer_cam at {layer} (targets={targets})")
-    snapshot.assert_unchanged(model, "layer_cam")
+    for model in (resnet, alexnet):
+        snapshots[id(model)].assert_unchanged(model, "layer_cam")
 
 
 def check_layer_cam_gradient_relu(layer_cam) -> None:

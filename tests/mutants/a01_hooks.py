@@ -3,6 +3,8 @@
 - record_activations__keeps_hooks: never removes its hooks -> fails test_record_activations_cleanup.
 - record_activations__no_finally: removes hooks only after a successful forward -> fails cleanup.
 - record_activations__not_detached: returns outputs still attached to the graph -> fails values.
+- record_activations__aliased: keeps ``output.detach()`` without a copy, so an in-place ReLU or
+  ``out += identity`` after the layer overwrites it -> fails values.
 - top_channels__max_not_mean: ranks channels by their max, not mean, activation -> fails test_top_channels.
 """
 
@@ -45,6 +47,22 @@ def record_activations__not_detached(model, layer_names, x):
                 activations[name] = output
             handles.append(model.get_submodule(name).register_forward_hook(hook))
         model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: activations[name] for name in layer_names}
+
+
+def record_activations__aliased(model, layer_names, x):
+    activations = {}
+    handles = []
+    try:
+        for name in layer_names:
+            def hook(module, inputs, output, name=name):
+                activations[name] = output.detach()
+            handles.append(model.get_submodule(name).register_forward_hook(hook))
+        with torch.no_grad():
+            model(x)
     finally:
         for handle in handles:
             handle.remove()

@@ -26,12 +26,14 @@ from solutions import gradcam as reference
 # --- activations_and_gradients -------------------------------------------------------------------
 
 def _activations_and_gradients(model, layer_name, x, targets=None, *, score="sum", ignore_targets=False,
-                               enable_grad=True, full_backward=False, remove_hook="finally"):
+                               enable_grad=True, full_backward=False, remove_hook="finally", copy_output=True):
     """The reference algorithm with switches for the mistakes below (the defaults are correct).
 
     ``score``: "sum" of raw logits (right), "mean" over the batch, or "softmax" probabilities.
     ``remove_hook``: "finally" (right), "after_forward" (not when the forward raises) or "never".
     ``full_backward``: ``score.backward()`` instead of ``torch.autograd.grad`` (leaves ``.grad``).
+    ``copy_output``: the hook hands the rest of the network a copy (right); without it, an
+    in-place ReLU after the layer overwrites ``A`` and the gradient is taken after that ReLU.
     """
     recorded = {}
 
@@ -39,6 +41,7 @@ def _activations_and_gradients(model, layer_name, x, targets=None, *, score="sum
         if full_backward:
             output.retain_grad()
         recorded["activations"] = output
+        return output.clone() if copy_output else None
 
     handle = model.get_submodule(layer_name).register_forward_hook(save_output)
     try:
@@ -78,6 +81,32 @@ aag_hook_not_in_finally = partial(_activations_and_gradients, remove_hook="after
 aag_hook_not_in_finally.__doc__ = "Removes the hook after the forward pass, not in finally."
 aag_hook_never_removed = partial(_activations_and_gradients, remove_hook="never")
 aag_hook_never_removed.__doc__ = "Never removes the forward hook."
+aag_overwritten_output = partial(_activations_and_gradients, copy_output=False)
+aag_overwritten_output.__doc__ = ("Keeps the layer's output tensor itself: an in-place ReLU after the layer "
+                                  "overwrites A, and autograd.grad then differentiates after that ReLU.")
+
+
+def aag_library_aliasing(model, layer_name, x, targets=None):
+    """pytorch-grad-cam's recipe on the CPU: A = output.detach() (shares storage, so an in-place
+    ReLU after the layer overwrites it) and G from a tensor hook (the gradient before that ReLU)."""
+    recorded = {}
+
+    def save_output(module, inputs, output):
+        recorded["activations"] = output.detach()
+        output.register_hook(lambda grad: recorded.__setitem__("gradients", grad))
+
+    handle = model.get_submodule(layer_name).register_forward_hook(save_output)
+    try:
+        with torch.enable_grad():
+            leaf = x.detach().clone().requires_grad_(True)
+            logits = model(leaf)
+            if targets is None:
+                targets = logits.argmax(dim=1)
+            targets = torch.as_tensor(targets, dtype=torch.long).reshape(-1).expand(len(logits))
+            torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), leaf)
+    finally:
+        handle.remove()
+    return recorded["activations"], recorded["gradients"].detach(), logits.detach()
 
 
 # --- gradcam_channel_weights ---------------------------------------------------------------------
@@ -145,6 +174,10 @@ grad_cam_divide_by_max_only = partial(_grad_cam, scale_cams=scale_cams_divide_by
 grad_cam_divide_by_max_only.__doc__ = "Normalises by dividing by the maximum, without subtracting the minimum."
 grad_cam_ignores_targets = partial(_grad_cam, activations_and_gradients=aag_ignores_targets)
 grad_cam_ignores_targets.__doc__ = "Always explains the predicted class."
+grad_cam_overwritten_output = partial(_grad_cam, activations_and_gradients=aag_overwritten_output)
+grad_cam_overwritten_output.__doc__ = "Grad-CAM of an overwritten output (no copy before an in-place ReLU)."
+grad_cam_library_aliasing = partial(_grad_cam, activations_and_gradients=aag_library_aliasing)
+grad_cam_library_aliasing.__doc__ = "pytorch-grad-cam's CPU aliasing: A after the in-place ReLU, G before it."
 grad_cam_hook_never_removed = partial(_grad_cam, activations_and_gradients=aag_hook_never_removed)
 grad_cam_hook_never_removed.__doc__ = "Leaves the forward hook registered."
 grad_cam_hook_not_in_finally = partial(_grad_cam, activations_and_gradients=aag_hook_not_in_finally)
@@ -183,6 +216,10 @@ MUTANTS = {
                                        "activations_and_gradients_cleanup"),
     "aag_hook_never_removed": _mutant("activations_and_gradients", aag_hook_never_removed,
                                       "activations_and_gradients_cleanup"),
+    "aag_overwritten_output": _mutant("activations_and_gradients", aag_overwritten_output,
+                                      "activations_and_gradients_values"),
+    "aag_library_aliasing": _mutant("activations_and_gradients", aag_library_aliasing,
+                                    "activations_and_gradients_values"),
     "weights_max_pooled": _mutant("gradcam_channel_weights", weights_max_pooled, "gradcam_channel_weights"),
     "weights_summed": _mutant("gradcam_channel_weights", weights_summed, "gradcam_channel_weights"),
     "scale_cams_divide_by_max_only": _mutant("scale_cams", scale_cams_divide_by_max_only,
@@ -204,6 +241,8 @@ MUTANTS = {
                                            "grad_cam_targets_and_batches", "grad_cam_tiny_cnn"),
     "grad_cam_ignores_targets": _mutant("grad_cam", grad_cam_ignores_targets,
                                         "grad_cam_targets_and_batches", "grad_cam_tiny_cnn"),
+    "grad_cam_overwritten_output": _mutant("grad_cam", grad_cam_overwritten_output, "grad_cam_other_layers"),
+    "grad_cam_library_aliasing": _mutant("grad_cam", grad_cam_library_aliasing, "grad_cam_other_layers"),
     "grad_cam_hook_never_removed": _mutant("grad_cam", grad_cam_hook_never_removed, "grad_cam_side_effects"),
     "grad_cam_hook_not_in_finally": _mutant("grad_cam", grad_cam_hook_not_in_finally, "grad_cam_side_effects"),
     "grad_cam_full_backward": _mutant("grad_cam", grad_cam_full_backward, "grad_cam_side_effects"),
