@@ -74,7 +74,7 @@ def cmd_figures(args) -> int:
 def cmd_validate(args) -> int:
     from autograder.validate import main as validate_main
 
-    return validate_main(args.assignment or None)
+    return validate_main(args.assignment or None, args.jobs)
 
 
 def main(argv=None) -> int:
@@ -119,6 +119,7 @@ def main(argv=None) -> int:
 
     validate = commands.add_parser("validate", help="nbgrader validation: solutions pass, releases fail every test")
     validate.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    validate.add_argument("--jobs", type=int, default=2, help="notebooks validated side by side (default 2)")
     validate.set_defaults(run=cmd_validate)
 
     figures = commands.add_parser("figures", help="execute the solution notebooks, write every figure as PNG")

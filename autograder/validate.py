@@ -29,40 +29,51 @@ def _validator(invert: bool):
     return Validator(config=config, invert=invert)
 
 
-def validate(assignments=None) -> list[str]:
+def _problems_of(assignment: str, kind: str) -> list[str]:
+    """Validate one built notebook: ``kind`` is "solution" (must pass) or "release" (must fail)."""
+    if kind == "solution":
+        result = _validator(invert=False).validate(str(build.SOLUTION_DIR / f"{assignment}.ipynb"))
+        return [f"{assignment} solution: {key}: {cell['source'][:80]!r} {cell.get('raw_error', '')[-300:]}"
+                for key, cells in result.items() for cell in cells]
+    result = _validator(invert=True).validate(str(build.RELEASE_DIR / f"{assignment}.ipynb"))
+    return [f"{assignment} release: a test cell {key} on the stubs: {cell['source'][:80]!r}"
+            for key, cells in result.items() for cell in cells]
+
+
+def validate(assignments=None, jobs: int = 2) -> list[str]:
     """Problems found (empty when the solutions pass and the releases fail every test).
 
-    Notebooks run in kernels forked from a process that has imported torch (``prewarmed_kernel``).
+    Notebooks run in kernels forked from a process that has imported torch (``prewarmed_kernel``);
+    ``jobs`` notebooks are validated side by side, each in a process of its own (forked, so it
+    sees the environment set here). Problems are listed in assignment order, solution first.
     """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     env = build.grading_env()
     saved = dict(os.environ)
     os.environ.update({key: env[key] for key in ("PYTHONPATH", "PATH", "PYTHONWARNINGS")})
-    problems = []
     runtime = tempfile.TemporaryDirectory(prefix="xai-validate-")
     zygote = prewarmed_kernel.activate(Path(runtime.name))
+    work = [(assignment, kind) for assignment in assignments or build.assignment_ids()
+            for kind in ("solution", "release")]
     try:
-        for assignment in assignments or build.assignment_ids():
-            solution = build.SOLUTION_DIR / f"{assignment}.ipynb"
-            result = _validator(invert=False).validate(str(solution))
-            for key, cells in result.items():
-                for cell in cells:
-                    problems.append(f"{assignment} solution: {key}: {cell['source'][:80]!r}"
-                                    f" {cell.get('raw_error', '')[-300:]}")
-            release = build.RELEASE_DIR / f"{assignment}.ipynb"
-            for key, cells in _validator(invert=True).validate(str(release)).items():
-                for cell in cells:
-                    problems.append(f"{assignment} release: a test cell {key} on the stubs: {cell['source'][:80]!r}")
+        if jobs <= 1:
+            results = [_problems_of(*item) for item in work]
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                results = list(pool.map(_problems_of, *zip(*work)))
     finally:
         zygote.kill()
         zygote.wait()
         runtime.cleanup()
         os.environ.clear()
         os.environ.update(saved)
-    return problems
+    return [problem for problems in results for problem in problems]
 
 
-def main(assignments=None) -> int:
-    problems = validate(assignments)
+def main(assignments=None, jobs: int = 2) -> int:
+    problems = validate(assignments, jobs)
     for problem in problems:
         print(problem)
     names = ", ".join(assignments or build.assignment_ids())

@@ -12,8 +12,9 @@ from student_src.models import build_cifar_resnet18
 
 
 def _resnet(train_mode: bool = False) -> nn.Module:
-    torch.manual_seed(1234)
-    model = build_cifar_resnet18()
+    with torch.random.fork_rng(devices=[]):  # leave the notebook's random state alone
+        torch.manual_seed(1234)
+        model = build_cifar_resnet18()
     return model.train(train_mode)
 
 
@@ -23,12 +24,14 @@ def _inputs(batch: int, seed: int = 7, size: int = 32) -> torch.Tensor:
 
 
 def _small_cnn() -> nn.Module:
-    torch.manual_seed(99)
-    return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
-        nn.Sequential(nn.Conv2d(6, 5, 3, stride=2), nn.Tanh()),
-        nn.Flatten(), nn.LazyLinear(3),
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(99)
+        model = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+            nn.Sequential(nn.Conv2d(6, 5, 3, stride=2), nn.Tanh()),
+            nn.Flatten(), nn.Linear(5 * 4 * 4, 3),
+        )
+    return model
 
 
 def check_record_activations_values(record_activations) -> None:
@@ -44,7 +47,6 @@ def check_record_activations_values(record_activations) -> None:
         (alexnet_shaped(), ["features.10", "features.3", "classifier.1"], _inputs(2, seed=4)),
     ]
     small = _small_cnn()
-    small(_inputs(1, size=9))  # materialise the lazy layer
     cases.append((small, ["2.0", "1", "2"], _inputs(4, seed=5, size=9)))
     for model, names, x in cases:
         expected = reference.record_activations(model, names, x)
@@ -75,7 +77,8 @@ def check_record_activations_cleanup(record_activations) -> None:
         def forward(self, x):
             raise ValueError("forward failed on purpose")
 
-    failing = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), FailsLate()))
+    with torch.random.fork_rng(devices=[]):
+        failing = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), FailsLate()))
     try:
         record_activations(failing, ["0", "1.0"], _inputs(1, size=4))
     except Exception:  # noqa: BLE001 (any exception is fine; the hooks must still be removed)

@@ -17,7 +17,7 @@ def record_activations__keeps_hooks(model, layer_names, x):
     activations = {}
     for name in layer_names:
         def hook(module, inputs, output, name=name):
-            activations[name] = output.detach()
+            activations[name] = output.detach().clone()
         model.get_submodule(name).register_forward_hook(hook)
     with torch.no_grad():
         model(x)
@@ -29,7 +29,7 @@ def record_activations__no_finally(model, layer_names, x):
     handles = []
     for name in layer_names:
         def hook(module, inputs, output, name=name):
-            activations[name] = output.detach()
+            activations[name] = output.detach().clone()
         handles.append(model.get_submodule(name).register_forward_hook(hook))
     with torch.no_grad():
         model(x)
