@@ -45,3 +45,27 @@ def standin_assets_module(tmp_path_factory):
     fetch.make_standin(root / "standin", n_images=200)
     yield root
     patcher.undo()
+
+
+#: The test modules that grade a cohort per assignment through nbgrader, all in one run.
+GRADING_MODULES = ("tests.test_grading_a01", "tests.test_grading_a02", "tests.test_grading_a03",
+                   "tests.test_grading_a04")
+
+
+@pytest.fixture(scope="session")
+def graded_class(request, tmp_path_factory):
+    """``{assignment: {student: {item: Row}}}``: every cohort of the grading modules in this run
+    (each module's ``cohort()``), graded once in ONE nbgrader run with two workers."""
+    import importlib
+
+    from student_src import fetch
+    from tests import grading_harness
+
+    selected = {item.module.__name__ for item in request.session.items}
+    modules = [importlib.import_module(name) for name in GRADING_MODULES if name in selected]
+    root = tmp_path_factory.mktemp("class")
+    with pytest.MonkeyPatch.context() as patcher:
+        patcher.setenv("XAI_KIT_DATA_DIR", str(root / "assets"))
+        patcher.setenv("XAI_KIT_STANDIN", "1")
+        fetch.make_standin(root / "assets" / "standin", n_images=200)
+        return grading_harness.grade_class(root, {module.ASSIGNMENT: module.cohort() for module in modules})

@@ -111,6 +111,41 @@ def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, lim
     return table
 
 
+def grade_class(root: Path, cohorts: dict, jobs: int = 2) -> dict:
+    """Grade ``{assignment: {student_id: notebook}}`` in ONE ``grade`` run, all assignments side by side.
+
+    One run pays the course build and the workers' start-up once, and keeps both workers busy
+    to the end. Returns ``{assignment: {student_id: {item: Row}}}``. Every student id is
+    graded under ``<assignment>-<id>`` so that each notebook is its own unit of work.
+    """
+    submissions = root / "submissions"
+    for assignment, students in cohorts.items():
+        for student_id, notebook in students.items():
+            folder = submissions / f"{assignment}-{student_id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{assignment}.ipynb"
+            if isinstance(notebook, bytes):
+                path.write_bytes(notebook)
+            else:
+                nbformat.write(notebook, path)
+    rows = grade(submissions, root / "out", jobs=jobs, assignments=sorted(cohorts), progress=False)
+    table: dict = {assignment: {} for assignment in cohorts}
+    for row in rows:
+        prefix, _, student_id = row.student_id.partition("-")
+        if prefix == row.assignment:
+            table[row.assignment].setdefault(student_id, {})[row.item] = row
+    return table
+
+
+def alternative_submissions(assignment: str, alternatives: dict) -> dict:
+    """``{"alternatives_k": notebook}``: notebook k has the k-th correct alternative of every
+    student function (the last one where a function has fewer), so every alternative is graded."""
+    count = max(len(functions) for functions in alternatives.values())
+    return {f"alternatives_{k + 1}": mutated_submission(
+                assignment, *(functions[min(k, len(functions) - 1)] for functions in alternatives.values()))
+            for k in range(count)}
+
+
 def points_of(assignment: str) -> dict:
     """``{grade_id: points}`` of the autograded test cells of an assignment (from the release)."""
     notebook = blank_submission(assignment)

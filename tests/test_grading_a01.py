@@ -4,6 +4,7 @@ import pytest
 
 from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
+from tests.alternatives import a01_hooks as alternatives
 from tests.mutants import a01_hooks as mutants
 
 ASSIGNMENT = "01_hooks"
@@ -17,8 +18,9 @@ MUTANTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, standin_assets_module):
+def cohort() -> dict:
+    """The notebooks this module grades: ``{student: notebook}`` (graded with the other
+    assignments' cohorts in one run, tests/conftest.py ``graded_class``)."""
     blank = harness.blank_submission(ASSIGNMENT)
     students = {
         "reference": harness.mutated_submission(ASSIGNMENT),
@@ -32,7 +34,13 @@ def graded(tmp_path_factory, standin_assets_module):
     students["deleter"] = deleted
     for name, (mutant, _) in MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
-    return harness.grade_cohort(tmp_path_factory.mktemp("a01"), ASSIGNMENT, students)
+    students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    return students
+
+
+@pytest.fixture(scope="module")
+def graded(graded_class):
+    return graded_class[ASSIGNMENT]
 
 
 def test_reference_gets_full_autograded_marks(graded):
@@ -69,3 +77,11 @@ def test_corrupt_notebook_gets_a_clear_row_and_others_are_graded(graded):
     assert total.status == "not graded" and total.score == 0
     assert "not a readable notebook" in total.message
     assert graded["reference"][TOTAL_ITEM].score == 8
+
+
+def test_correct_alternatives_get_full_autograded_marks(graded):
+    """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
+    names = sorted(name for name in graded if name.startswith("alternatives_"))
+    assert len(names) == max(len(functions) for functions in alternatives.ALTERNATIVES.values())
+    for name in names:
+        harness.assert_loses_exactly(graded, name, ASSIGNMENT, set())

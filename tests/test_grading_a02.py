@@ -11,7 +11,8 @@ import pytest
 from autograder.checks import a02_gradcam
 from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
-from tests.mutants.a02_gradcam import MUTANTS, NOTEBOOK_MUTANTS
+from tests.alternatives import a02_gradcam as alternatives
+from tests.mutants.a02_gradcam import MUTANTS, NOTEBOOK_MUTANTS, activations_and_gradients__library_aliasing
 
 ASSIGNMENT = "02_gradcam"
 #: The grad_cam test cells and the hidden check each one runs.
@@ -41,12 +42,20 @@ MANUAL_ITEMS = {"grad_cam_variant", "q_layers", "q_methods_coincide", "q_classes
                 "q_library_methods", "q_model", "q_trust", "q_shapley"}
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, standin_assets_module):
+def cohort() -> dict:
+    """The notebooks this module grades: ``{student: notebook}`` (graded with the other
+    assignments' cohorts in one run, tests/conftest.py ``graded_class``)."""
     students = {"reference": harness.mutated_submission(ASSIGNMENT), "blank": harness.blank_submission(ASSIGNMENT)}
     for name, mutant in NOTEBOOK_MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
-    return harness.grade_cohort(tmp_path_factory.mktemp("a02"), ASSIGNMENT, students)
+    students["aliasing_hook"] = harness.mutated_submission(ASSIGNMENT, activations_and_gradients__library_aliasing)
+    students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    return students
+
+
+@pytest.fixture(scope="module")
+def graded(graded_class):
+    return graded_class[ASSIGNMENT]
 
 
 def test_expected_losses_are_the_cells_of_the_checks_each_mistake_fails():
@@ -90,3 +99,20 @@ def test_blank_release_scores_zero(graded):
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_MUTANTS))
 def test_known_mistake_loses_exactly_its_cells(graded, name):
     harness.assert_loses_exactly(graded, name, ASSIGNMENT, EXPECTED_LOSSES[name])
+
+
+def test_correct_alternatives_get_full_autograded_marks(graded):
+    """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
+    names = sorted(name for name in graded if name.startswith("alternatives_"))
+    assert len(names) == max(len(functions) for functions in alternatives.ALTERNATIVES.values())
+    for name in names:
+        harness.assert_loses_exactly(graded, name, ASSIGNMENT, set())
+
+
+def test_a_hook_that_keeps_an_overwritten_output_loses_its_cells(graded):
+    """pytorch-grad-cam's CPU recipe (A aliased, then overwritten by an in-place ReLU; G from before
+    it): the activations_and_gradients values cell and, through grad_cam at an AlexNet-shaped
+    network's last convolution, the grad_cam layers cell. The visible checks (at layer4, where no
+    in-place operation follows) pass, as the library does there."""
+    harness.assert_loses_exactly(graded, "aliasing_hook", ASSIGNMENT,
+                                 {"test_activations_and_gradients_values", "test_grad_cam_layers"})

@@ -4,6 +4,7 @@ import pytest
 
 from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
+from tests.alternatives import a03_guided as alternatives
 from tests.mutants import a03_guided as mutants
 
 ASSIGNMENT = "03_guided"
@@ -22,15 +23,22 @@ AUTOGRADED_POINTS = 15
 MANUAL_CELLS = {"q_why_sharper", "q_class_sensitivity", "q_faithfulness", "q_right_wrong"}
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, standin_assets_module):
+def cohort() -> dict:
+    """The notebooks this module grades: ``{student: notebook}`` (graded with the other
+    assignments' cohorts in one run, tests/conftest.py ``graded_class``)."""
     students = {
         "reference": harness.mutated_submission(ASSIGNMENT),
         "blank": harness.blank_submission(ASSIGNMENT),
     }
     for name, (mutant, _) in MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
-    return harness.grade_cohort(tmp_path_factory.mktemp("a03"), ASSIGNMENT, students)
+    students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    return students
+
+
+@pytest.fixture(scope="module")
+def graded(graded_class):
+    return graded_class[ASSIGNMENT]
 
 
 def test_points_are_as_designed():
@@ -56,3 +64,11 @@ def test_blank_release_scores_zero(graded):
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_wrong_guided_rule_loses_exactly_its_points(graded, name):
     harness.assert_loses_exactly(graded, name, ASSIGNMENT, MUTANTS[name][1])
+
+
+def test_correct_alternatives_get_full_autograded_marks(graded):
+    """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
+    names = sorted(name for name in graded if name.startswith("alternatives_"))
+    assert len(names) == max(len(functions) for functions in alternatives.ALTERNATIVES.values())
+    for name in names:
+        harness.assert_loses_exactly(graded, name, ASSIGNMENT, set())

@@ -7,6 +7,7 @@ import pytest
 
 from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
+from tests.alternatives import a04_beyond as alternatives
 from tests.mutants import a04_beyond as mutants
 
 ASSIGNMENT = "04_beyond"
@@ -43,8 +44,9 @@ def with_pasted_helpers(notebook, code: str):
     return notebook
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, standin_assets_module):
+def cohort() -> dict:
+    """The notebooks this module grades: ``{student: notebook}`` (graded with the other
+    assignments' cohorts in one run, tests/conftest.py ``graded_class``)."""
     students = {
         "reference": harness.mutated_submission(ASSIGNMENT),
         "blank": harness.blank_submission(ASSIGNMENT),
@@ -52,7 +54,13 @@ def graded(tmp_path_factory, standin_assets_module):
     }
     for name, (mutant, _) in MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
-    return harness.grade_cohort(tmp_path_factory.mktemp("a04"), ASSIGNMENT, students)
+    students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    return students
+
+
+@pytest.fixture(scope="module")
+def graded(graded_class):
+    return graded_class[ASSIGNMENT]
 
 
 def test_reference_gets_full_autograded_marks(graded):
@@ -120,3 +128,11 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
         hidden.run("a04_beyond", "check_spearman_rank_correlation", spearman_rank_correlation)
     honest = notebook_namespace(gradcam, layercam)["layer_cam"]
     hidden.run("a04_beyond", "check_layer_cam_gradient_relu", honest)  # honest code passes
+
+
+def test_correct_alternatives_get_full_autograded_marks(graded):
+    """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
+    names = sorted(name for name in graded if name.startswith("alternatives_"))
+    assert len(names) == max(len(functions) for functions in alternatives.ALTERNATIVES.values())
+    for name in names:
+        harness.assert_loses_exactly(graded, name, ASSIGNMENT, set())

@@ -17,7 +17,7 @@ from solutions import cam_variants, gradcam
 from student_src import checks
 
 STUDENT_FUNCTIONS = ("activations_and_gradients", "gradcam_channel_weights", "scale_cams", "grad_cam")
-CAM_TOLERANCE = 1e-5
+CAM_TOLERANCE = 1e-5  # 10x the measured float32 noise (<= 9.5e-7 one image at a time; tests/test_tolerances.py)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,8 @@ def test_grad_cam_matches_library_batch_of_one_and_int_target(model, cifar_batch
     single = gradcam.grad_cam(model, "layer4", x[3:4], 6)
     checks.assert_close(single, library_cams(GradCAM, model, "layer4", x[3:4], [6]), CAM_TOLERANCE, "batch of 1")
     batched = gradcam.grad_cam(model, "layer4", x, 6)
-    checks.assert_close(batched[3:4], single, 1e-6, "image 3 of a batch vs alone")
+    # Batched and single-image convolutions use other CPU kernels: measured 8.0e-7 here, 1.1e-6 on an AMD EPYC.
+    checks.assert_close(batched[3:4], single, CAM_TOLERANCE, "image 3 of a batch vs alone")
 
 
 @pytest.mark.parametrize("layer_name", ["layer4.1", "layer3.1"])
@@ -75,6 +76,7 @@ def test_methods_coincide_at_layer4_and_differ_at_layer3(model, cifar_batch):
     """layer4 is followed by global average pooling and fc: its gradient is spatially constant."""
     x, _ = cifar_batch
     _, gradients, _ = gradcam.activations_and_gradients(model, "layer4", x)
+    # fc.weight / 16 broadcast over the positions: equal up to the average pool's rounding (measured 0).
     assert torch.allclose(gradients, gradients[:, :, :1, :1].expand_as(gradients), rtol=1e-5, atol=0)
     for layer_name, same in (("layer4", True), ("layer3", False)):
         grad = gradcam.grad_cam(model, layer_name, x)
@@ -129,6 +131,7 @@ def test_tiny_cnn_grad_cam_by_hand(targets, classes):
     model, x = TinyCNN().eval(), tiny_cnn_inputs()
     expected = torch.stack([hand_heatmap(RAW_MAPS[image, target]) for image, target in enumerate(classes)])
     ours = gradcam.grad_cam(model, "relu", x, targets)
+    # Hand-computed maps in [0, 1]: a few float32 roundings, measured < 1e-7.
     assert torch.allclose(ours, expected, atol=1e-6, rtol=0)
     checks.assert_close(ours, library_cams(GradCAM, model, "relu", x, classes), 1e-6, "tiny CNN vs library")
 

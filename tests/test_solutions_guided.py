@@ -183,7 +183,7 @@ def test_vanilla_saliency_matches_captum(model, batch):
     theirs = _quiet(Saliency(model).attribute, x.clone(), target=labels, abs=True).amax(dim=1)
     ours = guided.vanilla_saliency(model, x, labels)
     assert ours.shape == (N_IMAGES, 32, 32)
-    assert checks.rel_error(ours, theirs) <= 1e-6
+    assert checks.rel_error(ours, theirs) <= 1e-6  # same kernels in one process: measured 0 to 1e-7
 
 
 def test_gradient_to_image_matches_deprocess_image(model, batch):

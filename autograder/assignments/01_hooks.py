@@ -136,7 +136,8 @@ print(f"smallest value kept with .detach().clone(): {kept['clone'].min():.3f}  (
 # %% [solution] id=record_activations functions=solutions.hooks:record_activations
 
 # %% [tests] id=test_record_activations_values points=3
-# Shapes and values: compare with running the stages by hand on a small batch.
+# Shapes and values: compare with running the stages by hand on a small batch. The tolerance 1e-5 is
+# 10x the float32 round-off between correct implementations (measured: at most about 1e-6).
 x_check, _ = test_set.batch([0, 1, 2])
 x_check = x_check.to(DEVICE)
 recorded = record_activations(model, ["layer1", "layer2", "layer3", "layer4"], x_check)

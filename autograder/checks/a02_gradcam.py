@@ -29,6 +29,8 @@ from autograder.checks.common import alexnet_shaped, call_student as _call
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
+#: 10x the float32 noise of activations, gradients and Grad-CAM maps between correct implementations in
+#: one process (measured: at most 9.5e-7, one image at a time; autograder/assignments/README.md).
 CAM_TOLERANCE = 1e-5
 
 
@@ -187,7 +189,7 @@ def check_gradcam_channel_weights(gradcam_channel_weights) -> None:
         weights = _call(gradcam_channel_weights, what, gradients.clone())
         expected = reference.gradcam_channel_weights(gradients)
         checks.assert_shape(weights, tuple(expected.shape), what)
-        checks.assert_close(weights, expected, 1e-6, what)
+        checks.assert_close(weights, expected, 1e-6, what)  # a mean of float32 values: measured <= 1.2e-7
 
 
 def _check_scale_cams_cases(scale_cams, cases) -> None:

@@ -55,6 +55,8 @@ from student_src import checks
 from student_src.evaluation import blurred_baseline
 from student_src.models import build_cifar_resnet18
 
+#: 10x the float32 noise between correct implementations in one process (measured: Layer-CAM at most
+#: 2.4e-7, deletion curves 2.1e-7, one image at a time; autograder/assignments/README.md).
 CAM_TOLERANCE = 1e-5
 CURVE_TOLERANCE = 1e-5
 

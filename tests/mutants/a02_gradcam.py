@@ -86,7 +86,7 @@ aag_overwritten_output.__doc__ = ("Keeps the layer's output tensor itself: an in
                                   "overwrites A, and autograd.grad then differentiates after that ReLU.")
 
 
-def aag_library_aliasing(model, layer_name, x, targets=None):
+def activations_and_gradients__library_aliasing(model, layer_name, x, targets=None):
     """pytorch-grad-cam's recipe on the CPU: A = output.detach() (shares storage, so an in-place
     ReLU after the layer overwrites it) and G from a tensor hook (the gradient before that ReLU)."""
     recorded = {}
@@ -107,6 +107,9 @@ def aag_library_aliasing(model, layer_name, x, targets=None):
     finally:
         handle.remove()
     return recorded["activations"], recorded["gradients"].detach(), logits.detach()
+
+
+aag_library_aliasing = activations_and_gradients__library_aliasing
 
 
 # --- gradcam_channel_weights ---------------------------------------------------------------------
@@ -304,6 +307,7 @@ def grad_cam__hook_never_removed(model, layer_name, x, targets=None):
 
     def save_output(module, inputs, output):
         recorded["activations"] = output
+        return output.clone()  # right: later in-place operations change the copy
 
     model.get_submodule(layer_name).register_forward_hook(save_output)
     with torch.enable_grad():
