@@ -61,13 +61,16 @@ def new_course(root: Path) -> Path:
     return root
 
 
-def write_sources(course_root: Path, assignments=None) -> list[str]:
-    """Build each assignment's nbgrader source notebook into ``course_root/source/``."""
+def write_sources(course_root: Path, assignments=None, repository: str | None = None,
+                  ref: str | None = None) -> list[str]:
+    """Build each assignment's nbgrader source notebook into ``course_root/source/`` (badges and
+    set-up cell for ``repository`` at ``ref``, default ``[tool.xai_kit]``)."""
     assignments = assignments or assignment_ids()
     for assignment in assignments:
         folder = course_root / "source" / assignment
         folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(build_notebook(ASSIGNMENTS_DIR / f"{assignment}.py"), folder / f"{assignment}.ipynb")
+        nbformat.write(build_notebook(ASSIGNMENTS_DIR / f"{assignment}.py", repository, ref),
+                       folder / f"{assignment}.ipynb")
     return assignments
 
 
@@ -80,10 +83,11 @@ def generate_releases(course_root: Path, assignments, database: bool = False) ->
     return {assignment: course_root / "release" / assignment / f"{assignment}.ipynb" for assignment in assignments}
 
 
-def build_all(out_root: Path, assignments=None) -> dict[str, tuple[Path, Path]]:
+def build_all(out_root: Path, assignments=None, repository: str | None = None,
+              ref: str | None = None) -> dict[str, tuple[Path, Path]]:
     """Build sources and releases in a course at ``out_root``: ``{assignment: (source, release)}``."""
     course = new_course(out_root)
-    releases = generate_releases(course, write_sources(course, assignments))
+    releases = generate_releases(course, write_sources(course, assignments, repository, ref))
     return {assignment: (course / "source" / assignment / f"{assignment}.ipynb", release)
             for assignment, release in releases.items()}
 

@@ -77,6 +77,12 @@ def cmd_validate(args) -> int:
     return validate_main(args.assignment or None, args.jobs)
 
 
+def cmd_publish(args) -> int:
+    from autograder.publish import main as publish_main
+
+    return publish_main(args.out, args.repository, args.ref, args.assignment or None)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +127,15 @@ def main(argv=None) -> int:
     validate.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     validate.add_argument("--jobs", type=int, default=2, help="notebooks validated side by side (default 2)")
     validate.set_defaults(run=cmd_validate)
+
+    publish = commands.add_parser("publish", help="write the student repository (no solutions, no hidden checks)")
+    publish.add_argument("out", help="folder to write (empty, or an earlier publication)")
+    publish.add_argument("--repository", help="OWNER/NAME of the student repository on GitHub "
+                         "(default: [tool.xai_kit] github_repository)")
+    publish.add_argument("--ref", help="the tag students install, e.g. 2027-spring (default: [tool.xai_kit] ref)")
+    publish.add_argument("--assignment", action="append", help="only this assignment (repeatable): "
+                         "release assignments one at a time")
+    publish.set_defaults(run=cmd_publish)
 
     figures = commands.add_parser("figures", help="execute the solution notebooks, write every figure as PNG")
     figures.add_argument("--out", default=str(build.REPO_ROOT / "solutions" / "figures"))

@@ -1,4 +1,4 @@
-"""``make demo``: build the release and grade two demo students offline.
+"""``make demo``: build the release, publish the student repository and grade two demo students offline.
 
 The demo students are ``reference`` (the solution notebooks handed in as they are) and ``blank``
 (the untouched student release). Without the downloaded model and data the demo uses the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
+from autograder import build, publish
 from autograder.grade import grade, summary_table
 from student_src import assets, data, fetch, models
 
@@ -53,7 +53,10 @@ def run_demo(out: Path, jobs: int = 1) -> int:
     if out.exists():
         shutil.rmtree(out)
     submissions = make_demo_submissions(out / "submissions")
+    published = publish.publish(out / "student-repository")
+    print(f"Student repository published ({len(published)} files): {out / 'student-repository'}")
     rows = grade(submissions, out, jobs=jobs)
     print(summary_table(rows))
-    print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student>/<assignment>.html")
+    print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student>/<assignment>.html\n"
+          f"student repository (what students get; push it to the public repository): {out / 'student-repository'}")
     return 0

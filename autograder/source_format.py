@@ -123,29 +123,35 @@ def _points(cell: SourceCell, filename: str):
 
 
 def kit_settings() -> dict:
-    """``[tool.xai_kit]`` of pyproject.toml: the repository the badges and the Colab set-up point to."""
+    """``[tool.xai_kit]`` of pyproject.toml: the student repository (``github_repository``) and the
+    pinned ``ref`` (a tag per term) that the badges and the Colab set-up cell point to."""
     import tomllib
 
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["xai_kit"]
 
 
-def header_cells(assignment: str) -> list:
-    """The cells every notebook starts with: an "Open in Colab" badge and the locked set-up cell."""
+def header_cells(assignment: str, repository: str | None = None, ref: str | None = None) -> list:
+    """The cells every notebook starts with: an "Open in Colab" badge and the Colab set-up cell.
+
+    Both point at ``repository`` (``OWNER/NAME`` on GitHub) at ``ref`` (default: ``[tool.xai_kit]``).
+    Neither is tracked by nbgrader (no grade id, not locked): they play no part in grading, so a
+    notebook published for any repository or ref grades exactly like the kit's own release.
+    """
     settings = kit_settings()
-    repository, branch = settings["github_repository"], settings["branch"]
-    url = f"https://colab.research.google.com/github/{repository}/blob/{branch}/notebooks/{assignment}.ipynb"
+    repository = repository or settings["github_repository"]
+    ref = ref or settings["ref"]
+    url = f"https://colab.research.google.com/github/{repository}/blob/{ref}/notebooks/{assignment}.ipynb"
     badge = nbformat.v4.new_markdown_cell(
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})")
     badge["id"] = "colab-badge"
     template = (REPO_ROOT / "autograder" / "templates" / "setup_cell.py").read_text()
     setup = nbformat.v4.new_code_cell(
-        template.replace("{pip_source}", f"git+https://github.com/{repository}.git@{branch}").strip("\n"))
+        template.replace("{pip_source}", f"git+https://github.com/{repository}.git@{ref}").strip("\n"))
     setup["id"] = "colab_setup"
-    setup.metadata["nbgrader"] = _nbgrader_metadata("colab_setup", solution=False, grade=False, locked=True)
     return [badge, setup]
 
 
-def build_notebook(source_path: Path) -> nbformat.NotebookNode:
+def build_notebook(source_path: Path, repository: str | None = None, ref: str | None = None) -> nbformat.NotebookNode:
     """The nbgrader *source* notebook (solutions and hidden tests included) for one assignment."""
     source_path = Path(source_path)
     filename = source_path.name
@@ -189,5 +195,5 @@ def build_notebook(source_path: Path) -> nbformat.NotebookNode:
         new["id"] = cell_id
         notebook.cells.append(new)
     # The badge and the set-up cell go right after the title cell.
-    notebook.cells[1:1] = header_cells(source_path.stem)
+    notebook.cells[1:1] = header_cells(source_path.stem, repository, ref)
     return notebook

@@ -69,3 +69,21 @@ def graded_class(request, tmp_path_factory):
         patcher.setenv("XAI_KIT_STANDIN", "1")
         fetch.make_standin(root / "assets" / "standin", n_images=200)
         return grading_harness.grade_class(root, {module.ASSIGNMENT: module.cohort() for module in modules})
+
+
+#: Test files whose fixtures grade or execute notebooks, longest first: started first when the
+#: suite runs side by side (`pytest -n 3`, as `make test` does), so that no long one starts last.
+LONG_RUNNING_FIRST = ("class", "test_tamper.py", "test_validate.py", "test_nbgrader_worker.py", "test_publish.py",
+                      "test_figures.py", "test_gradescope.py", "test_prewarmed_kernel.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per test file (its module fixtures run once, in one worker), and one group
+    for the four grading modules, which share ``graded_class``; long-running groups first."""
+    def group_of(item) -> str:
+        return "class" if item.module.__name__ in GRADING_MODULES else item.path.name
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    rank = {name: position for position, name in enumerate(LONG_RUNNING_FIRST)}
+    items.sort(key=lambda item: rank.get(group_of(item), len(rank)))  # stable: file order otherwise

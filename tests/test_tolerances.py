@@ -75,6 +75,8 @@ def permuting(function):
     list/tuple/tensor of one target per image are reversed; tensors (or dicts and tuples of
     tensors) returned with that first axis are reversed back.
     """
+    if inspect.isclass(function):  # GuidedReLUFunction: an autograd.Function, applied per tensor
+        return function
     signature = inspect.signature(function)
 
     def is_batch(name, value) -> bool:
