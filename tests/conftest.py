@@ -77,13 +77,18 @@ LONG_RUNNING_FIRST = ("class", "test_tamper.py", "test_validate.py", "test_nbgra
                       "test_figures.py", "test_gradescope.py", "test_prewarmed_kernel.py")
 
 
-def pytest_collection_modifyitems(config, items):
-    """One xdist group per test file (its module fixtures run once, in one worker), and one group
-    for the four grading modules, which share ``graded_class``; long-running groups first."""
-    def group_of(item) -> str:
-        return "class" if item.module.__name__ in GRADING_MODULES else item.path.name
+def _group_of(item) -> str:
+    return "class" if item.module.__name__ in GRADING_MODULES else item.path.name
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+
+def pytest_itemcollected(item):
+    """One xdist group per test file (its module fixtures run once, in one worker), and one group
+    for the four grading modules, which share ``graded_class``. (Added as each item is collected,
+    so pytest-xdist's own collection hook sees the groups.)"""
+    item.add_marker(pytest.mark.xdist_group(_group_of(item)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long-running groups first (stable sort: file order otherwise)."""
     rank = {name: position for position, name in enumerate(LONG_RUNNING_FIRST)}
-    items.sort(key=lambda item: rank.get(group_of(item), len(rank)))  # stable: file order otherwise
+    items.sort(key=lambda item: rank.get(_group_of(item), len(rank)))

@@ -85,6 +85,15 @@ def edit_cell(notebook, grade_id: str, new_source: str) -> nbformat.NotebookNode
     raise KeyError(grade_id)
 
 
+def hand_in(path: Path, notebook) -> None:
+    """Write a submission: a notebook, or raw bytes (a corrupt file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(notebook, bytes):
+        path.write_bytes(notebook)
+    else:
+        nbformat.write(notebook, path)
+
+
 def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, limits=None, extra_files=None) -> dict:
     """Grade ``{student_id: notebook or bytes}``; return ``{student_id: {item: Row}}``.
 
@@ -92,13 +101,7 @@ def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, lim
     """
     submissions = root / "submissions"
     for student_id, notebook in students.items():
-        folder = submissions / student_id
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{assignment}.ipynb"
-        if isinstance(notebook, bytes):
-            path.write_bytes(notebook)
-        else:
-            nbformat.write(notebook, path)
+        hand_in(submissions / student_id / f"{assignment}.ipynb", notebook)
     for student_id, files in (extra_files or {}).items():
         for relative, text in files.items():
             path = submissions / student_id / relative
@@ -121,13 +124,7 @@ def grade_class(root: Path, cohorts: dict, jobs: int = 2) -> dict:
     submissions = root / "submissions"
     for assignment, students in cohorts.items():
         for student_id, notebook in students.items():
-            folder = submissions / f"{assignment}-{student_id}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{assignment}.ipynb"
-            if isinstance(notebook, bytes):
-                path.write_bytes(notebook)
-            else:
-                nbformat.write(notebook, path)
+            hand_in(submissions / f"{assignment}-{student_id}" / f"{assignment}.ipynb", notebook)
     rows = grade(submissions, root / "out", jobs=jobs, assignments=sorted(cohorts), progress=False)
     table: dict = {assignment: {} for assignment in cohorts}
     for row in rows:

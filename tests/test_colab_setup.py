@@ -38,15 +38,20 @@ def test_local_jupyter_runs_nothing(monkeypatch, capsys):
     assert "Local Jupyter" in capsys.readouterr().out
 
 
-def test_simulated_colab_installs_the_kit_without_reinstalling_torch(tmp_path):
-    colab = tmp_path / "colab-venv"
-    # No pip of its own: pip, setuptools and the "preinstalled" packages come from ours via a .pth file.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(colab)], check=True)
-    python = colab / "bin" / "python"
+def simulated_colab(folder: Path) -> tuple[Path, Path]:
+    """A new, empty venv that sees this venv's packages as "Colab's preinstalled" ones:
+    ``(its python, its site-packages)``. No pip of its own: pip, setuptools and the preinstalled
+    packages (torch, numpy, matplotlib, transformers...) come from ours through a .pth file."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
     colab_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                      check=True, capture_output=True, text=True).stdout.strip())
-    # Colab comes with torch, numpy, matplotlib, transformers...: make this venv see ours.
     (colab_site / "preinstalled.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python, colab_site
+
+
+def test_simulated_colab_installs_the_kit_without_reinstalling_torch(tmp_path):
+    python, colab_site = simulated_colab(tmp_path / "colab-venv")
     script = tmp_path / "run_cell.py"
     script.write_text(textwrap.dedent("""
         import sys, types

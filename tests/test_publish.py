@@ -7,9 +7,7 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-import site
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from autograder import build, publish
 from solutions import gradcam
+from tests.test_colab_setup import simulated_colab
 
 REPOSITORY, REF = "example-university/xai-notebooks", "2027-spring"
 EXPECTED_TOP_LEVEL = {"README.md", "LICENSE", "pyproject.toml", ".gitignore", publish.MARKER,
@@ -152,12 +151,7 @@ def test_a_student_installs_it_offline_and_runs_the_first_exercise(published, tm
     _git("commit", "-q", "-m", "Course release", cwd=remote)
     _git("tag", REF, cwd=remote)
 
-    colab = tmp_path / "colab-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(colab)], check=True)
-    python = colab / "bin" / "python"
-    colab_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     check=True, capture_output=True, text=True).stdout.strip())
-    (colab_site / "preinstalled.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    python, colab_site = simulated_colab(tmp_path / "colab-venv")
 
     notebook = nbformat.read(str(out / "notebooks" / "01_hooks.ipynb"), 4)
     answers = {c.metadata["nbgrader"]["grade_id"]: c.source
