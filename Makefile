@@ -18,7 +18,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 ## Tests of the kit, offline: release up to date, then pytest.
 test: install
 	$(PY) -m autograder release --check
-	$(PY) -m pytest -q -n 3 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 ## Build the release and grade two demo students (reference, blank); stand-in when offline.
 demo: install

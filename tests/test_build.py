@@ -50,8 +50,8 @@ def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
                       "# %% [answer] id=q points=1\n# model answer\n")
     notebook = source_format.build_notebook(source)
     kinds = [(c.cell_type, c.get("metadata", {}).get("nbgrader", {}).get("grade_id")) for c in notebook.cells]
-    # The title, then the shared header (Colab badge, locked set-up cell), then the source's cells.
-    assert kinds == [("markdown", None), ("markdown", None), ("code", "colab_setup"), ("code", "f"),
+    # The title, then the shared header (Colab badge, set-up cell: not tracked by nbgrader), then the cells.
+    assert kinds == [("markdown", None), ("markdown", None), ("code", None), ("code", "f"),
                      ("code", "t"), ("markdown", "q")]
     assert notebook.cells[0].source == "# Title\n\ntext"
     assert "colab.research.google.com/github/" in notebook.cells[1].source

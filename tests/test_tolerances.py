@@ -66,6 +66,8 @@ def test_every_tolerance_is_ten_times_the_measured_noise(in_process_noise):
 
 #: Student-function parameters that hold one map (or one vector) per image.
 MAP_ARGUMENTS = {"cams", "saliency", "a", "b", "baseline"}
+#: ... and the parameters that hold one class per image (A4's curves call it ``target``).
+TARGET_ARGUMENTS = {"targets", "target"}
 
 
 def permuting(function):
@@ -105,9 +107,11 @@ def permuting(function):
             return value
 
         def flip_argument(name, value):
-            if name == "targets" and isinstance(value, (list, tuple)) and len(value) == batch:
+            if name in TARGET_ARGUMENTS and isinstance(value, (list, tuple)) and len(value) == batch:
                 return type(value)(value[i] for i in order.tolist())  # one target per image
-            if name == "targets" or is_batch(name, value):
+            if name in TARGET_ARGUMENTS and isinstance(value, torch.Tensor) and value.dim() == 1 and len(value) == batch:
+                return value[order.to(value.device)]
+            if is_batch(name, value):
                 return flip(value)
             return value
 
