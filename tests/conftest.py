@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,18 +46,24 @@ def standin_assets(tmp_path, monkeypatch):
     return tmp_path
 
 
+@contextmanager
+def standin_assets_in(root: Path, n_images: int = 200):
+    """Stand-in checkpoint and CIFAR files under ``root``, with the environment pointing at them
+    for the duration of the block (the nbgrader round trips read it when they start)."""
+    from student_src import fetch
+
+    with pytest.MonkeyPatch.context() as patcher:
+        patcher.setenv("XAI_KIT_DATA_DIR", str(root))
+        patcher.setenv("XAI_KIT_STANDIN", "1")
+        fetch.make_standin(root / "standin", n_images=n_images)
+        yield root
+
+
 @pytest.fixture(scope="module")
 def standin_assets_module(tmp_path_factory):
     """Module-wide stand-in assets (for the slow nbgrader round trips): env set for the module."""
-    from student_src import fetch
-
-    root = tmp_path_factory.mktemp("assets")
-    patcher = pytest.MonkeyPatch()
-    patcher.setenv("XAI_KIT_DATA_DIR", str(root))
-    patcher.setenv("XAI_KIT_STANDIN", "1")
-    fetch.make_standin(root / "standin", n_images=200)
-    yield root
-    patcher.undo()
+    with standin_assets_in(tmp_path_factory.mktemp("assets")) as root:
+        yield root
 
 
 #: The test modules that grade a cohort per assignment through nbgrader, all in one run.
@@ -69,21 +77,17 @@ def graded_class(request, tmp_path_factory):
     (each module's ``cohort()``), graded once in ONE nbgrader run with two workers."""
     import importlib
 
-    from student_src import fetch
     from tests import grading_harness
 
     selected = {item.module.__name__ for item in request.session.items}
     modules = [importlib.import_module(name) for name in GRADING_MODULES if name in selected]
     root = tmp_path_factory.mktemp("class")
-    with pytest.MonkeyPatch.context() as patcher:
-        patcher.setenv("XAI_KIT_DATA_DIR", str(root / "assets"))
-        patcher.setenv("XAI_KIT_STANDIN", "1")
-        fetch.make_standin(root / "assets" / "standin", n_images=200)
+    with standin_assets_in(root / "assets"):
         return grading_harness.grade_class(root, {module.ASSIGNMENT: module.cohort() for module in modules})
 
 
 #: Test files whose fixtures grade or execute notebooks, longest first: started first when the
-#: suite runs side by side (`pytest -n 3`, as `make test` does), so that no long one starts last.
+#: suite runs side by side (`pytest -n 2`, as `make test` does), so that no long one starts last.
 LONG_RUNNING_FIRST = ("class", "test_tamper.py", "test_validate.py", "test_nbgrader_worker.py", "test_publish.py",
                       "test_figures.py", "test_gradescope.py", "test_prewarmed_kernel.py")
 

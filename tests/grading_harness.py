@@ -162,3 +162,11 @@ def assert_loses_exactly(table: dict, student_id: str, assignment: str, failing_
     assert failed == set(failing_cells), f"{student_id}: failed {sorted(failed)}, expected {sorted(failing_cells)}"
     expected_total = sum(points.values()) - sum(points[cell] for cell in failing_cells)
     assert rows[TOTAL_ITEM].score == expected_total
+
+
+def assert_alternatives_get_full_marks(table: dict, assignment: str, alternatives: dict) -> None:
+    """Every notebook of :func:`alternative_submissions` was graded and lost nothing."""
+    names = sorted(name for name in table if name.startswith("alternatives_"))
+    assert len(names) == max(len(functions) for functions in alternatives.values())
+    for name in names:
+        assert_loses_exactly(table, name, assignment, set())
