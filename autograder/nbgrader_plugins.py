@@ -1,28 +1,22 @@
 """nbgrader preprocessors of the course (configured in ``autograder/course/nbgrader_config.py``).
 
-- :class:`InjectGuard` puts a cell before the student's first cell that arms
-  ``autograder.integrity`` (records the functions the checks rely on, takes this notebook's
-  signing key) before any student code runs.
-- :class:`ExecuteRecordingRequests` is nbgrader's ``Execute`` that also keeps the id of each
-  cell's execute request.
-- :class:`AuditTestCells` checks, outside the kernel, that every hidden check named in a test
-  cell printed a valid pass signature in that cell (``autograder.hidden``); a cell without them
-  gets an error output, so it scores 0 even if ``hidden.run`` was replaced by something that
-  passes. The signature lines are then removed.
-- :class:`RemoveGuard` takes the guard cell out again after execution (it never shows in feedback).
+- :class:`ExecuteWithTrustedChecks` is nbgrader's ``Execute`` with the hidden checks' server
+  (``check_server``) running in this process, outside the kernel: it tells the server which cell
+  runs, and keeps the server's verdicts per cell in ``resources``.
+- :class:`ScoreTestCells` decides each autograded test cell from those verdicts: the cell keeps
+  its points only if it ran to the end without an error *and* every hidden check its source
+  names passed on the trusted side while it ran. What the notebook printed counts for nothing:
+  an ``execute_result`` (nbgrader's partial-credit rule would read it as a score, before it
+  looks at an error after it) is turned into plain display output.
 - :class:`StripGraderTracebacks` removes, from the error output of every cell, the traceback
-  frames that run inside instructor-only code (``autograder/``, ``solutions/``): the feedback shows
-  the failing check's message and the student's own frames, never the hidden check's code.
+  frames that show instructor-only code (``autograder/``, ``solutions/``, the hidden lines of a
+  test cell): the feedback shows the failing check's message and the student's own frames.
 """
 
 from __future__ import annotations
 
 import ast
-import hmac
-import os
 import re
-import secrets
-import tempfile
 import time
 from queue import Empty
 
@@ -30,19 +24,12 @@ import nbformat
 from jupyter_core.utils import ensure_async
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from autograder.hidden import PASS_MARK
-from autograder.integrity import pass_signature
+from autograder import check_server
 
-GUARD_MARK = "xai_kit_guard"
-GUARD_SOURCE = ("import autograder.integrity as _xai_integrity\n_xai_integrity.arm(key_file={key_file!r})\n"
-                "del _xai_integrity")
-KEY = "xai_kit_key"
-KEY_FILE = "xai_kit_key_file"
-REQUEST_IDS = "xai_kit_request_ids"
-PASS_LINE = re.compile(rf"^{re.escape(PASS_MARK)} (\S+) ([0-9a-f]+)\n?", re.MULTILINE)
+VERDICTS = "xai_kit_verdicts"
 INSTRUCTOR_PATHS = re.compile(r"[/\\](autograder|solutions)[/\\][\w/\\.-]*\.py")
 # A test cell's own frame quotes its source, hidden lines included.
-HIDDEN_CODE = re.compile(r"HIDDEN TESTS|hidden\.run|autograder")
+HIDDEN_CODE = re.compile(r"HIDDEN TESTS|hidden\.run|autograder|grading_client")
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -53,45 +40,29 @@ def _plain(text: str) -> str:
     return ANSI.sub("", text)
 
 
-class InjectGuard(NbGraderPreprocessor):
-    """Insert the guard cell; make this notebook's signing key (kept in ``resources``, handed to
-    the kernel in a file the guard deletes once read)."""
-
-    def preprocess(self, nb, resources):
-        key = secrets.token_bytes(32)
-        descriptor, key_file = tempfile.mkstemp(prefix="xai-kit-key-")
-        with os.fdopen(descriptor, "w") as file:
-            file.write(key.hex())
-        resources[KEY], resources[KEY_FILE] = key, key_file
-        guard = nbformat.v4.new_code_cell(GUARD_SOURCE.format(key_file=key_file))
-        guard.metadata[GUARD_MARK] = True
-        guard["id"] = GUARD_MARK
-        nb.cells.insert(0, guard)
-        return nb, resources
-
-
-class ExecuteRecordingRequests(Execute):
-    """nbgrader's Execute; also records ``{cell index: execute request id}`` in ``resources``, and
-    restarts a kernel that ignores the interrupt sent when a cell runs out of time.
+class ExecuteWithTrustedChecks(Execute):
+    """nbgrader's Execute, with the hidden checks' server; also restarts a kernel that ignores
+    the interrupt sent when a cell runs out of time.
 
     Without the restart, a cell that swallows ``KeyboardInterrupt`` keeps the kernel busy, so every
     later cell waits its whole timeout too and the notebook is finally killed with a score of 0.
     With it, the looping cell scores 0 (``CellTimeoutError``), the cells before it keep their
-    points, and the later cells run in a fresh kernel: they fail fast if they need the lost state,
-    and the hidden checks fail closed there (the guard is not armed in the new kernel).
+    points, and the later cells run in a fresh kernel: they fail fast if they need the lost state.
     """
 
     interrupt_grace_seconds = 10
 
     def preprocess(self, nb, resources=None, km=None):
-        self._request_ids = {}
+        server = check_server.ensure_running()  # before the kernel starts: it inherits the address
+        server.reset()
         nb, resources = super().preprocess(nb, resources, km)
-        resources[REQUEST_IDS] = dict(self._request_ids)
+        resources[VERDICTS] = server.snapshot()
+        server.reset()
         return nb, resources
 
-    def on_cell_executed(self, **kwargs):
-        super().on_cell_executed(**kwargs)
-        self._request_ids[kwargs["cell_index"]] = kwargs["execute_reply"].get("parent_header", {}).get("msg_id")
+    def preprocess_cell(self, cell, resources, index):
+        check_server.ensure_running().cell_started(index)
+        return super().preprocess_cell(cell, resources, index)
 
     async def _async_handle_timeout(self, timeout, cell=None):
         reply = await super()._async_handle_timeout(timeout, cell)  # interrupts the kernel
@@ -145,57 +116,31 @@ def checks_named(source: str) -> set:
     return named
 
 
-def _take_signatures(cell) -> list[tuple[str, str]]:
-    """Remove the pass-signature lines from a cell's stdout; return them as (check, signature)."""
-    found, kept = [], []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream" and PASS_MARK in output.get("text", ""):
-            found += PASS_LINE.findall(output.text)
-            output.text = PASS_LINE.sub("", output.text)
-            if not output.text:
-                continue
-        kept.append(output)
-    cell.outputs = kept
-    return found
+def _as_display(output):
+    """An ``execute_result`` as ``display_data``: still shown, never read as a score."""
+    if output.get("output_type") != "execute_result":
+        return output
+    return nbformat.v4.new_output("display_data", data=output.get("data", {}), metadata=output.get("metadata", {}))
 
 
-class AuditTestCells(NbGraderPreprocessor):
-    """A test cell keeps its points only if each hidden check it names signed its pass in it."""
+class ScoreTestCells(NbGraderPreprocessor):
+    """Each autograded test cell: points only for no error and every named check passed (trusted)."""
 
     def preprocess(self, nb, resources):
-        key, key_file = resources.get(KEY), resources.get(KEY_FILE)
-        if key_file:
-            try:
-                os.unlink(key_file)  # normally deleted by the guard cell already
-            except FileNotFoundError:
-                pass
-        if key is None:
-            return nb, resources
-        request_ids = resources.get(REQUEST_IDS, {})
+        verdicts = resources.get(VERDICTS, {})
         for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            signatures = _take_signatures(cell)
             meta = cell.get("metadata", {}).get("nbgrader", {})
-            if not meta.get("grade") or meta.get("solution"):
+            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
                 continue
-            request_id = request_ids.get(index) or ""
-            signed = {name for name, signature in signatures
-                      if hmac.compare_digest(signature, pass_signature(key, request_id, name))}
-            missing = checks_named(cell.source) - signed
+            cell.outputs = [_as_display(output) for output in cell.get("outputs", [])]
+            passed = {name for name, ok in verdicts.get(index, {}).items() if ok}
+            missing = sorted(checks_named(cell.source) - passed)
             failed_already = any(output.get("output_type") == "error" for output in cell.outputs)
             if missing and not failed_already:
                 cell.outputs.append(nbformat.v4.new_output(
                     "error", ename="HiddenCheckFailed",
-                    evalue=f"{len(missing)} hidden check(s) of this cell did not run to the end: "
-                           "the grading code was changed or bypassed by the notebook; score 0",
-                    traceback=["HiddenCheckFailed: the hidden checks of this cell did not confirm that they passed"]))
-        return nb, resources
-
-
-class RemoveGuard(NbGraderPreprocessor):
-    def preprocess(self, nb, resources):
-        nb.cells = [cell for cell in nb.cells if not cell.get("metadata", {}).get(GUARD_MARK)]
+                    evalue=f"{len(missing)} hidden check(s) of this cell did not pass on the grader's side; score 0",
+                    traceback=["HiddenCheckFailed: the grader did not see this cell's hidden checks pass"]))
         return nb, resources
 
 

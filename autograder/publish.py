@@ -41,7 +41,9 @@ GRADER_ONLY_NAMES = {"solutions", "autograder", "tests", "gradebook", "nbgrader_
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden.run(")
 GRADER_IMPORT = re.compile(r"^\s*(from|import)\s+(solutions|autograder|tests)\b", flags=re.M)
 #: One-line idioms any PyTorch code may contain: sharing one is not a leak.
-GENERIC_LINES = {"with torch.enable_grad():", "targets = model(x).argmax(dim=1)"}
+# The kernel-side client of the hidden checks is public (student_src/grading_client.py): its import is not a leak.
+GENERIC_LINES = {"with torch.enable_grad():", "targets = model(x).argmax(dim=1)",
+                 "from student_src import grading_client as hidden"}
 
 
 class PublishError(RuntimeError):

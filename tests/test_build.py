@@ -69,8 +69,8 @@ def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
 
 
 def test_every_test_cell_names_existing_hidden_checks_at_top_level():
-    """The grader audits, per test cell, the pass signatures of the checks its source names
-    (``nbgrader_plugins.AuditTestCells``): each autograded cell must name at least one, every
+    """The grader scores each test cell from the trusted verdicts of the checks its source names
+    (``nbgrader_plugins.ScoreTestCells``): each autograded cell must name at least one, every
     named check must exist, and each call must run whenever the cell runs (top level)."""
     import ast
     import importlib

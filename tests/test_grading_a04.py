@@ -108,7 +108,7 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
     library-backed Assignment 2 helpers, called by name as the notebook does, are not."""
     import torch
 
-    from autograder import hidden
+    from student_src import grading_client as hidden
     from solutions import gradcam, layercam
     from student_src import library_cams
     from tests.grading_harness import notebook_namespace

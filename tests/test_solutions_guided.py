@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks.a03_guided import _SharedReLUNet
+from student_src.probe_models import SharedReLUNet
 from solutions import guided
 from student_src import checks, library_cams
 
@@ -89,7 +89,7 @@ def test_guided_relu_rule_by_hand():
     assert incoming.tolist() == [1.0, -1.0, 2.0, 5.0, -3.0, 0.0]  # not modified in place
 
 
-def _by_hand(net: _SharedReLUNet, x: torch.Tensor, targets: torch.Tensor, rule: str) -> torch.Tensor:
+def _by_hand(net: SharedReLUNet, x: torch.Tensor, targets: torch.Tensor, rule: str) -> torch.Tensor:
     """Backpropagate through the tiny net layer by layer, applying ``rule`` at both ReLUs."""
     x = x.clone().requires_grad_(True)
     z1 = net.conv1(x)
@@ -109,7 +109,7 @@ def _by_hand(net: _SharedReLUNet, x: torch.Tensor, targets: torch.Tensor, rule: 
 
 
 def test_guided_backprop_by_hand_on_a_net_whose_relu_runs_twice():
-    net = _SharedReLUNet().eval()
+    net = SharedReLUNet().eval()
     x = torch.randn(3, 3, 4, 4, generator=torch.Generator().manual_seed(61))
     targets = torch.tensor([4, 0, 2])
     expected = _by_hand(net, x, targets, "guided")

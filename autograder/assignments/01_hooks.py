@@ -153,7 +153,7 @@ with torch.no_grad():
     checks.assert_close(recorded["layer1"], model.layer1(stem), 1e-5, "layer1 output")
 print("Shapes and values look right.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a01_hooks", "check_record_activations_values", record_activations)
 ### END HIDDEN TESTS
@@ -178,7 +178,7 @@ except RuntimeError:
 assert checks.count_hooks(exploding) == 0, "hooks must be removed in `finally`, also when forward raises"
 print("Hooks are cleaned up.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a01_hooks", "check_record_activations_cleanup", record_activations)
 ### END HIDDEN TESTS
@@ -194,7 +194,7 @@ layer3_means = record_activations(model, ["layer3"], x_check)["layer3"].mean(dim
 checks.assert_close(values, layer3_means.gather(1, indices), 1e-6, "values must be the channels' mean activations")
 print("top_channels looks right.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a01_hooks", "check_top_channels", top_channels)
 ### END HIDDEN TESTS

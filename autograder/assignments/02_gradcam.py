@@ -111,7 +111,7 @@ with torch.no_grad():  # a caller may be inside no_grad(): your function must st
 checks.assert_close(gradients_in_no_grad, gradients, 1e-6, "gradients when called inside torch.no_grad()")
 print("Shapes, activations, logits and gradients look right.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_activations_and_gradients_values", activations_and_gradients)
 ### END HIDDEN TESTS
@@ -130,7 +130,7 @@ for targets, what in ((7, "targets=7"), (runner_up.tolist(), "a list of classes"
                         f"gradients at layer4 with {what}")
 print("Targets are used as given.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_activations_and_gradients_targets", activations_and_gradients)
 ### END HIDDEN TESTS
@@ -158,7 +158,7 @@ except RuntimeError:
 assert checks.count_hooks(exploding) == 0, "remove the hook in `finally`: it stayed after the forward pass raised"
 print("Nothing is left behind.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_activations_and_gradients_cleanup", activations_and_gradients)
 ### END HIDDEN TESTS
@@ -179,7 +179,7 @@ random_gradients = torch.randn(4, 512, 4, 4, generator=torch.Generator().manual_
 checks.assert_shape(gradcam_channel_weights(random_gradients), (4, 512), "gradcam_channel_weights at layer4")
 print("The weights are the average gradients.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_gradcam_channel_weights", gradcam_channel_weights)
 ### END HIDDEN TESTS
@@ -212,7 +212,7 @@ checks.assert_close(scale_cams(rectangular.clone(), (12, 20)),
                     "scale_cams to a rectangular size (12, 20) vs pytorch-grad-cam")
 print("scale_cams agrees with pytorch-grad-cam.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_scale_cams_values", scale_cams)
 ### END HIDDEN TESTS
@@ -227,7 +227,7 @@ checks.assert_close(scale_cams(tiny.clone(), (32, 32)), library_cams.library_sca
                     "scale_cams of maps with values about 1e-6 vs pytorch-grad-cam")
 print("Edge cases handled.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_scale_cams_edge_cases", scale_cams)
 ### END HIDDEN TESTS
@@ -253,7 +253,7 @@ for layer_name in ("layer3", "layer2"):
                         f"grad_cam at {layer_name!r} vs pytorch-grad-cam")
 print("grad_cam agrees with pytorch-grad-cam at layer3 and layer2.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_grad_cam_other_layers", grad_cam)
 ### END HIDDEN TESTS
@@ -273,7 +273,7 @@ for targets, x_case, what in cases:
                         f"grad_cam at layer4 for {what} vs pytorch-grad-cam")
 print("grad_cam agrees with pytorch-grad-cam at layer4 for every kind of target.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_grad_cam_targets_and_batches", grad_cam)
 ### END HIDDEN TESTS
@@ -315,7 +315,7 @@ checks.assert_close(grad_cam(tiny_model, "features", tiny_x.expand(2, -1, -1, -1
                     torch.stack([map_class_1, map_class_0]), 1e-5, "tiny CNN, a batch of two with classes [1, 0]")
 print("grad_cam gives the maps computed by hand.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_grad_cam_tiny_cnn", grad_cam)
 ### END HIDDEN TESTS
@@ -346,7 +346,7 @@ except RuntimeError:
 assert checks.count_hooks(exploding) == 0, "grad_cam left a hook registered after the forward pass raised"
 print("grad_cam leaves no trace.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a02_gradcam", "check_grad_cam_side_effects", grad_cam)
 ### END HIDDEN TESTS

@@ -84,7 +84,7 @@ assert all(p.grad is None for p in test_model.parameters()), \
     "the model's parameters got a .grad: use torch.autograd.grad(score, x), not score.backward()"
 print("input_gradient agrees with captum.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_input_gradient", input_gradient)
 ### END HIDDEN TESTS
@@ -111,7 +111,7 @@ with checks.quiet_warnings():
 checks.assert_close(saliency, expected.amax(dim=1), 1e-4, "vanilla_saliency vs captum's Saliency, max over channels")
 print("vanilla_saliency agrees with captum.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_vanilla_saliency", vanilla_saliency)
 ### END HIDDEN TESTS
@@ -143,7 +143,7 @@ assert isinstance(single, np.ndarray) and single.shape == (32, 32, 3), "one (3, 
 assert np.allclose(gradient_to_image(torch.zeros(1, 3, 4, 4)), 0.5), "an all-zero gradient must become uniform grey"
 print("gradient_to_image agrees with deprocess_image.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_gradient_to_image", gradient_to_image)
 ### END HIDDEN TESTS
@@ -193,7 +193,7 @@ assert got == [0.0, 0.0, 2.0, 0.0, 0.0, 0.0], \
 assert torch.equal(incoming_copy, incoming), "backward modified grad_output in place: return a new tensor"
 print("The guided rule is right on the hand-made case.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_guided_relu_rule", GuidedReLUFunction)
 ### END HIDDEN TESTS
@@ -243,7 +243,7 @@ for i in range(2):
                         f"guided_backprop (targets=None) vs pytorch-grad-cam's GuidedBackpropReLUModel, image {i}")
 print("guided_backprop agrees with captum and pytorch-grad-cam.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_guided_backprop_values", guided_backprop)
 ### END HIDDEN TESTS
@@ -285,7 +285,7 @@ assert exploding[1] is shared_relu and exploding[2][0] is shared_relu and shared
     "put the original ReLU modules back in `finally`, also when the forward pass raises"
 print("The model is restored.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_guided_backprop_restores_model", guided_backprop)
 ### END HIDDEN TESTS
@@ -306,7 +306,7 @@ assert all(p.grad is None or not p.grad.any() for p in test_model.parameters()),
     "the model's parameters got a .grad: compute the input gradient with torch.autograd.grad"
 print("No gradient accumulates.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_guided_backprop_no_side_effects", guided_backprop)
 ### END HIDDEN TESTS
@@ -360,7 +360,7 @@ expected = guided_backprop(test_model, x_check, targets_check) * returned_maps[-
 checks.assert_close(combined, expected, 1e-4, "guided_grad_cam vs guided_backprop * Grad-CAM map")
 print("guided_grad_cam combines the two.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_guided_grad_cam", guided_grad_cam, guided_backprop)
 ### END HIDDEN TESTS
@@ -378,7 +378,7 @@ expected = guided_backprop(test_model, x_check, targets_check) * upsampled
 checks.assert_close(combined, expected, 1e-4, "guided_grad_cam with 4x4 maps (bilinear, align_corners=False)")
 print("guided_grad_cam upsamples coarse maps.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a03_guided", "check_guided_grad_cam_upsamples", guided_grad_cam, guided_backprop)
 ### END HIDDEN TESTS

@@ -111,7 +111,7 @@ for layer_name, targets in (("layer4", targets_check), ("layer3", None), ("layer
     checks.assert_close(maps, expected, 1e-5, f"{what} vs pytorch_grad_cam.LayerCAM")
 print("layer_cam agrees with pytorch-grad-cam's LayerCAM.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_layer_cam_values", layer_cam)
 ### END HIDDEN TESTS
@@ -137,7 +137,7 @@ checks.assert_close(maps, torch.tensor([[[3 / 29, 3 / 29], [0.0, 1.0]]]), 1e-5,
                     "layer_cam on the small model (each position weighted by ReLU of its own gradient)")
 print("layer_cam keeps only the positive gradients.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_layer_cam_gradient_relu", layer_cam)
 ### END HIDDEN TESTS
@@ -176,7 +176,7 @@ for layer_names in (["layer2", "layer3", "layer4"], ["layer3"]):
                         f"{what} vs pytorch_grad_cam.LayerCAM")
 print("fuse_layer_cams agrees with pytorch-grad-cam's multi-layer LayerCAM.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_fuse_layer_cams", fuse_layer_cams)
 ### END HIDDEN TESTS
@@ -270,7 +270,7 @@ for steps, baseline, sums in cases:
     checks.assert_close(curve, torch.sigmoid(torch.tensor([sums])), 1e-5, what)
 print("deletion_curve is right on the hand-computed cases.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_deletion_curve_hand", deletion_curve)
 ### END HIDDEN TESTS
@@ -304,7 +304,7 @@ checks.assert_close(curve[:, 0], p_untouched, 1e-5, "step 0: the target probabil
 checks.assert_close(curve[:, -1], p_baseline, 1e-5, "the last step: the target probability on the baseline images")
 print("deletion_curve explains the given classes, in a batch, with a tensor baseline.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_deletion_curve_target_class", deletion_curve)
 hidden.run("a04_beyond", "check_deletion_curve_resnet", deletion_curve)
@@ -339,7 +339,7 @@ checks.assert_close(curve[:, 0], p_baseline, 1e-5, "step 0: the target probabili
 checks.assert_close(curve[:, -1], p_untouched, 1e-5, "the last step: the target probability on the images themselves")
 print("insertion_curve looks right.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_insertion_curve_hand", insertion_curve)
 hidden.run("a04_beyond", "check_insertion_curve_resnet", insertion_curve)
@@ -358,7 +358,7 @@ checks.assert_close(area_under_curve(torch.tensor([[1.0, 0.5, 0.25]])), torch.te
                     "area_under_curve by the trapezoidal rule")
 print("area_under_curve looks right.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_area_under_curve", area_under_curve)
 ### END HIDDEN TESTS
@@ -529,7 +529,7 @@ checks.assert_close(spearman_rank_correlation(a, -a ** 3).double(), -torch.ones(
                     "a reversed ordering must give -1")
 print("spearman_rank_correlation agrees with scipy.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_spearman_rank_correlation", spearman_rank_correlation)
 ### END HIDDEN TESTS
@@ -552,7 +552,7 @@ assert torch.isfinite(both_constant).all() and (both_constant - 1).abs().max() <
     "two constant maps must give 1 (the explanation did not change), not NaN"
 print("Ties and constant maps are handled.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_spearman_rank_correlation_ties", spearman_rank_correlation)
 ### END HIDDEN TESTS
@@ -581,7 +581,7 @@ assert abs(result["original"] - 1) < 1e-5, \
     "'original' compares the maps of an untouched copy with the original maps: a deterministic method gives 1"
 print("cascading_randomization returns the stages in order.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_cascading_randomization_values", cascading_randomization)
 hidden.run("a04_beyond", "check_cascading_randomization_cumulative", cascading_randomization)
@@ -604,7 +604,7 @@ snapshot.assert_unchanged(test_model,
                           "cascading_randomization must randomise a copy.deepcopy of the model, not the model")
 print("The model is left unchanged.")
 ### BEGIN HIDDEN TESTS
-from autograder import hidden
+from student_src import grading_client as hidden
 
 hidden.run("a04_beyond", "check_cascading_randomization_leaves_model", cascading_randomization)
 ### END HIDDEN TESTS

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from solutions import hooks as reference
-from autograder.checks.common import alexnet_shaped
+from student_src.probe_models import FailsOnPurpose, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -77,12 +77,8 @@ def check_record_activations_cleanup(record_activations) -> None:
     if not all(module.training for module in model.modules()):
         raise AssertionError("record_activations changed the model's train/eval mode")
 
-    class FailsLate(nn.Module):
-        def forward(self, x):
-            raise ValueError("forward failed on purpose")
-
     with torch.random.fork_rng(devices=[]):
-        failing = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), FailsLate()))
+        failing = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), FailsOnPurpose()))
     try:
         record_activations(failing, ["0", "1.0"], _inputs(1, size=4))
     except Exception:  # noqa: BLE001 (any exception is fine; the hooks must still be removed)

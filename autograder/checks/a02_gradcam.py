@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from solutions import gradcam as reference
-from autograder.checks.common import alexnet_shaped, call_student as _call
+from autograder.checks.common import call_student as _call
+from student_src.probe_models import FailsOnPurpose, TinyCNN, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -57,39 +58,11 @@ def _runner_up(model: nn.Module, x: torch.Tensor) -> list:
         return model(x).topk(2, dim=1).indices[:, 1].tolist()
 
 
-class TinyCNN(nn.Module):
-    """A 4x4 one-channel image -> two 2x2 channels (block mean, minus block mean), ReLU -> 2 logits.
-
-    Layer ``"relu"`` gives ``A = (relu(m), relu(-m))`` where ``m`` is the 2x2 map of block means;
-    a linear layer over every position gives gradients that differ between positions, so the
-    average pool of Grad-CAM, a max pool and HiResCAM all give different maps.
-    """
-
-    def __init__(self):
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):  # the weights are set below; keep the caller's RNG
-            self.conv = nn.Conv2d(1, 2, kernel_size=2, stride=2, bias=False)
-            self.fc = nn.Linear(8, 2, bias=False)
-        self.relu = nn.ReLU()
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([0.25, -0.25]).view(2, 1, 1, 1).expand(2, 1, 2, 2))
-            self.fc.weight.copy_(torch.tensor([[1.0, 0.0, 2.0, 1.0, -1.0, 0.0, 1.0, -2.0],
-                                               [0.0, 1.0, 1.0, 0.0, 2.0, 2.0, 2.0, 2.0]]))
-
-    def forward(self, x):
-        return self.fc(self.relu(self.conv(x)).flatten(1))
-
-
 def tiny_cnn_inputs() -> torch.Tensor:
     """Two 4x4 images (2, 1, 4, 4), constant on 2x2 blocks with block means ``m``."""
     block_means = torch.tensor([[[2.0, -1.0], [0.5, -3.0]],
                                 [[-1.0, 4.0], [1.0, 0.5]]])
     return block_means.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)[:, None]
-
-
-class _FailsAfterLayer(nn.Module):
-    def forward(self, x):
-        raise ValueError("forward failed on purpose")
 
 
 def _small_cnn(train_mode: bool) -> nn.Module:
@@ -163,7 +136,7 @@ def _assert_no_side_effects(function, name: str) -> None:
         small_snapshot.assert_unchanged(small, f"{name} on a model in {'train' if train_mode else 'eval'} mode")
 
     with torch.random.fork_rng(devices=[]):
-        failing = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), _FailsAfterLayer())
+        failing = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), FailsOnPurpose())
     try:
         function(failing, "0", _inputs(1, 8, size=8))
     except Exception:  # noqa: BLE001 (any exception is fine; the hook must still be removed)
@@ -299,6 +272,6 @@ CHECKS = (
     check_grad_cam_side_effects,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.hidden.run``).
+#: Library entry points that would do the student's job (see ``autograder.check_server``).
 FORBIDDEN_NAMES = ("pytorch_grad_cam", "GradCAM", "ActivationsAndGradients", "scale_cam_image", "library_cams",
                    "library_cam", "library_grad_cam", "library_scale_cams", "library_activations_and_gradients")

@@ -35,7 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import guided as reference
-from autograder.checks.common import alexnet_shaped, call_student as _call
+from autograder.checks.common import (call_student as _call, forward_and_gradient, is_autograd_function,
+                                     plain_input_gradient)
+from student_src.probe_models import FailsAfterReLU, SharedReLUNet, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
@@ -71,43 +73,6 @@ def _resolve_targets(targets, model: nn.Module, x: torch.Tensor) -> list:
     return torch.as_tensor(targets).long().reshape(-1).expand(len(x)).tolist()
 
 
-class _SharedReLUNet(nn.Module):
-    """Two convolutions and a linear layer; ONE ``nn.ReLU(inplace=True)`` module runs twice.
-
-    The same pattern as torchvision's ``BasicBlock``, in a network small enough to compute by
-    hand (``tests/test_solutions_guided.py`` does). Input (B, 3, 4, 4), 5 logits.
-    """
-
-    def __init__(self):
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(31)
-            self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
-            self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
-            self.fc = nn.Linear(6 * 4 * 4, 5)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        x = self.relu(self.conv1(x))
-        x = self.relu(self.conv2(x))
-        return self.fc(x.flatten(1))
-
-
-class _FailsAfterReLU(nn.Module):
-    """Runs its ReLU modules (one in-place, one nested), then raises: the model must still be restored."""
-
-    def __init__(self):
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            self.conv = nn.Conv2d(3, 4, 3, padding=1)
-            self.head = nn.Sequential(nn.Conv2d(4, 2, 1), nn.ReLU())
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        self.head(self.relu(self.conv(x)))
-        raise RuntimeError("forward failed on purpose")
-
-
 def _compare_cases(function, cases, shape_of, tolerance: float, validate=None) -> None:
     """``cases``: (what, model, x, targets, expected); the student's function runs on a fresh copy of x.
 
@@ -127,7 +92,7 @@ def _compare_cases(function, cases, shape_of, tolerance: float, validate=None) -
 
 def _assert_no_side_effects(function, name: str) -> None:
     """The caller's x untouched (values, requires_grad, .grad), no parameter .grad, no accumulation."""
-    model = _SharedReLUNet().eval()
+    model = SharedReLUNet().eval()
     x = _inputs(2, 21, size=4)
     x_before = x.clone()
     first = _call(function, name, model, x)
@@ -152,7 +117,7 @@ def _assert_no_side_effects(function, name: str) -> None:
 
 def _resnet_and_tiny_cases(reference_function, name: str, resnet_targets, tiny_targets) -> list:
     """Cases on the ResNet-18 (2 images) and on the tiny shared-ReLU net (3 images)."""
-    resnet, tiny = _resnet(), _SharedReLUNet().eval()
+    resnet, tiny = _resnet(), SharedReLUNet().eval()
     x, tiny_x = _inputs(2, 11), _inputs(3, 12, size=4)
     cases = []
     for model, inputs, model_name, all_targets in ((resnet, x, "the ResNet-18", resnet_targets),
@@ -240,18 +205,15 @@ def _rule_cases():
 
 def check_guided_relu_rule(GuidedReLUFunction) -> None:  # noqa: N803 (the student's class name)
     """Forward is ReLU; backward keeps a gradient only where input > 0 AND incoming gradient > 0."""
-    if not (isinstance(GuidedReLUFunction, type) and issubclass(GuidedReLUFunction, torch.autograd.Function)):
+    if not is_autograd_function(GuidedReLUFunction):
         raise AssertionError("GuidedReLUFunction must be a subclass of torch.autograd.Function")
     for description, x, grad in _rule_cases():
-        leaf = x.clone().requires_grad_(True)
-        output = _call(GuidedReLUFunction.apply, f"GuidedReLUFunction.apply on {description}", leaf)
+        output, got, incoming, leaf = _call(forward_and_gradient, f"GuidedReLUFunction (forward, then backward) on "
+                                            f"{description}", GuidedReLUFunction.apply, x, grad)
         checks.assert_shape(output, tuple(x.shape), f"GuidedReLUFunction forward on {description}")
-        if not torch.equal(leaf.detach(), x):
+        if not torch.equal(leaf, x):
             raise AssertionError("GuidedReLUFunction.forward modified its input in place")
         checks.assert_close(output, x.clamp(min=0), 1e-7, f"GuidedReLUFunction forward (must be ReLU) on {description}")
-
-        incoming = grad.clone()
-        (got,) = _call(torch.autograd.grad, f"GuidedReLUFunction backward on {description}", output, leaf, incoming)
         if not torch.equal(incoming, grad):
             raise AssertionError("GuidedReLUFunction.backward modified grad_output in place: return a new "
                                  "tensor (autograd may pass the same gradient to several branches)")
@@ -273,7 +235,7 @@ def check_guided_relu_rule(GuidedReLUFunction) -> None:  # noqa: N803 (the stude
 
 def check_guided_backprop_values(guided_backprop) -> None:
     """A tiny net whose one in-place ReLU runs twice; the ResNet-18, batched, predicted and given targets."""
-    tiny = _SharedReLUNet().eval()
+    tiny = SharedReLUNet().eval()
     tiny_x = _inputs(3, 61, size=4)
     resnet = _resnet()
     cases = [(f"guided_backprop on a small network whose ReLU module runs twice, targets={targets}",
@@ -288,8 +250,8 @@ def check_guided_backprop_values(guided_backprop) -> None:
     _compare_cases(guided_backprop, cases, lambda x: tuple(x.shape), GRADIENT_TOLERANCE)
 
 
-def _assert_plain_gradients_back(model: nn.Module, x: torch.Tensor, before: torch.Tensor, name: str) -> None:
-    if checks.rel_error(reference.input_gradient(model, x), before) > 1e-6:
+def _assert_plain_gradients_back(function, model: nn.Module, x: torch.Tensor, before: torch.Tensor, name: str) -> None:
+    if checks.rel_error(plain_input_gradient(function, model, x), before) > 1e-6:
         raise AssertionError(f"after {name} returned, the model's ReLUs still behave as guided ReLUs: "
                              "restore them (remove hooks, put the original modules back) in `finally`")
 
@@ -303,9 +265,9 @@ def check_guided_backprop_restores_model(guided_backprop) -> None:
     _call(guided_backprop, "guided_backprop", model, x.clone())
     model.zero_grad(set_to_none=True)  # parameter .grad is check_guided_backprop_no_side_effects' business
     snapshot.assert_unchanged(model, "guided_backprop")
-    _assert_plain_gradients_back(model, x, plain_before, "guided_backprop")
+    _assert_plain_gradients_back(guided_backprop, model, x, plain_before, "guided_backprop")
 
-    failing = _FailsAfterReLU().train()
+    failing = FailsAfterReLU().train()
     failing_snapshot = checks.ModelSnapshot(failing)
     try:
         guided_backprop(failing, _inputs(1, 72, size=2))
@@ -394,7 +356,7 @@ CHECKS = (
     check_guided_grad_cam_upsamples,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.hidden.run``).
+#: Library entry points that would do the student's job (see ``autograder.check_server``).
 #: (guided_grad_cam may call a library Grad-CAM: that is Assignment 2's job, passed as ``grad_cam``.)
 FORBIDDEN_NAMES = ("captum", "GuidedBackprop", "Saliency", "GuidedBackpropReLUModel", "deprocess_image",
                    "library_guided_backprop", "GuidedBackpropReLU")

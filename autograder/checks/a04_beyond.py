@@ -5,7 +5,7 @@ inputs (a seeded random-init CIFAR ResNet-18 with non-trivial BatchNorm layers, 
 explicit targets, batches of 1 to 3, 16x16 inputs where the resolution does not matter, tiny
 hand-computable models) and compares with ``solutions``. It raises ``AssertionError`` saying
 what is wrong, never the expected numbers, writes nothing, leaves the global random state alone
-and runs in a few seconds on a CPU. Call them through ``autograder.hidden.run``.
+and runs in a few seconds on a CPU. The grader runs them outside the kernel (``autograder.check_server``).
 
 Checks, by student function:
 
@@ -48,7 +48,7 @@ import functools
 import torch
 from torch import nn
 
-from autograder.checks.common import alexnet_shaped
+from student_src.probe_models import alexnet_shaped
 from solutions import faithfulness, gradcam, layercam, sanity
 from solutions.gradcam import grad_cam as reference_grad_cam
 from student_src import checks
@@ -394,7 +394,7 @@ CHECKS = (
     check_cascading_randomization_leaves_model,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.hidden.run``): LayerCAM itself
+#: Library entry points that would do the student's job (see ``autograder.check_server``): LayerCAM itself
 #: (``library_cam`` runs any pytorch-grad-cam method) and scipy's rank correlation. The Assignment 2
 #: helpers (``activations_and_gradients``, ``scale_cams``, library-backed by default) are allowed.
 FORBIDDEN_NAMES = ("pytorch_grad_cam", "LayerCAM", "library_cam", "scipy", "spearmanr", "rankdata")

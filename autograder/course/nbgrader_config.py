@@ -1,14 +1,14 @@
 """nbgrader configuration of the course (copied into every course directory the kit builds).
 
-Why each setting (see DESIGN.md, "nbgrader 0.9.6, measured here"):
+Why each setting:
 - Execute.timeout: seconds per cell; the heaviest autograded cell stays far below it.
 - interrupt_on_timeout / raise_on_iopub_timeout: a cell that loops forever is interrupted and
   scored 0 instead of failing the whole submission (which would keep an OLD score).
 - OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
 - GenerateFeedback: hidden tests are cleared from the feedback HTML.
 - IgnorePattern: library warnings on stderr would zero a test cell; drop the known ones.
-- autograde_preprocessors: the tamper guard, the audit of hidden-check pass signatures and the
-  traceback cleaning of nbgrader_plugins.py.
+- autograde_preprocessors: execution with the hidden checks' trusted server, test cells scored
+  from its verdicts, and the traceback cleaning of nbgrader_plugins.py.
 """
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -24,13 +24,11 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?:UserWarning|DeprecationWarning|FutureWarning).*\n"
-# Tamper guard and traceback hygiene (autograder/nbgrader_plugins.py): the guard cell runs before
-# any student code; grader frames are cut from error outputs; the guard leaves no trace.
+# Hidden checks outside the kernel, scoring from their verdicts, traceback hygiene
+# (autograder/nbgrader_plugins.py).
 c.Autograde.autograde_preprocessors = [
-    "autograder.nbgrader_plugins.InjectGuard",
-    "autograder.nbgrader_plugins.ExecuteRecordingRequests",
-    "autograder.nbgrader_plugins.AuditTestCells",
-    "autograder.nbgrader_plugins.RemoveGuard",
+    "autograder.nbgrader_plugins.ExecuteWithTrustedChecks",
+    "autograder.nbgrader_plugins.ScoreTestCells",
     "autograder.nbgrader_plugins.StripGraderTracebacks",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",

@@ -1,0 +1,212 @@
+"""The hidden checks run on the trusted side (autograder/check_server.py) and call the student's
+functions through the kernel's client (student_src/grading_client.py).
+
+- Every check gives the same verdict through the server as in-process: the reference passes all
+  of them, every known-wrong mutant fails exactly the checks it fails in-process (side effects
+  included: hooks left, modes, parameters, modules replaced, tensors changed in place, callbacks).
+- The server accepts only real checks, reads a kernel's messages as plain data only (a pickle
+  that would run code is refused, not run), bounds message sizes, refuses library shortcuts,
+  and keeps its verdicts to itself: a kernel cannot write one.
+- ScoreTestCells scores from those verdicts, not from what the notebook printed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import pickle
+import socket
+import struct
+
+import nbformat
+import pytest
+import torch
+
+from autograder import check_server, nbgrader_plugins
+from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond
+from student_src import grading_client
+from tests.mutants import a01_hooks as mutants01, a02_gradcam as mutants02, a03_guided as mutants03
+from tests.mutants import a04_beyond as mutants04
+from tests.test_alternatives import reference_function
+
+CHECK_MODULES = (a01_hooks, a02_gradcam, a03_guided, a04_beyond)
+MUTANT_MODULES = {a01_hooks: mutants01, a02_gradcam: mutants02, a03_guided: mutants03, a04_beyond: mutants04}
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = check_server.ensure_running()
+    yield running
+    running.reset()
+
+
+def _remote_verdict(server, check, arguments: dict) -> tuple[bool, str]:
+    """Run ``check`` through the server with ``arguments`` (kernel side in this process)."""
+    module = check.__module__.rsplit(".", 1)[-1]
+    server.reset()
+    server.cell_started(7)
+    try:
+        grading_client.run(module, check.__name__, *[arguments[name] for name in inspect.signature(check).parameters])
+    except grading_client.HiddenCheckFailed as error:
+        passed, message = False, str(error)
+    else:
+        passed, message = True, ""
+    assert server.passed_in(7) == ({f"{module}.{check.__name__}"} if passed else set())
+    return passed, message
+
+
+def _local_verdict(check, arguments: dict) -> bool:
+    try:
+        check(**arguments)
+    except AssertionError:
+        return False
+    return True
+
+
+def _checks():
+    for module in CHECK_MODULES:
+        for check in module.CHECKS:
+            yield pytest.param(check, id=f"{module.__name__.rsplit('.', 1)[-1]}.{check.__name__}")
+
+
+@pytest.mark.parametrize("check", list(_checks()))
+def test_the_reference_passes_every_check_through_the_server(server, check):
+    arguments = {name: reference_function(name) for name in inspect.signature(check).parameters}
+    passed, message = _remote_verdict(server, check, arguments)
+    assert passed, message
+
+
+def _mutants():
+    for module, mutants in MUTANT_MODULES.items():
+        for name, function in vars(mutants).items():
+            if "__" not in name or not callable(function) or name.startswith("_"):
+                continue
+            student_name = name.split("__")[0]
+            for check in module.CHECKS:
+                if student_name in inspect.signature(check).parameters:
+                    yield pytest.param(student_name, function, check, id=f"{name}-{check.__name__}")
+
+
+@pytest.mark.parametrize(("student_name", "mutant", "check"), list(_mutants()))
+def test_a_mutant_gets_the_same_verdict_through_the_server(server, student_name, mutant, check):
+    arguments = {name: mutant if name == student_name else reference_function(name)
+                 for name in inspect.signature(check).parameters}
+    remote, message = _remote_verdict(server, check, arguments)
+    assert remote == _local_verdict(check, arguments), message
+
+
+# --- what the server refuses ------------------------------------------------------------------
+
+
+def _raw_exchange(server, payload: bytes) -> dict:
+    """Send one raw frame to the server; return its verdict (read as the kernel would)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(server.address)
+    with connection:
+        connection.sendall(struct.pack(">Q", len(payload)) + payload)
+        return grading_client.receive_frame(connection, from_trusted_side=True)
+
+
+def _frame(message) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(message, buffer)
+    return buffer.getvalue()
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/xai-kit-pickle-ran",))
+
+
+def test_a_kernel_message_that_would_run_code_when_unpickled_is_refused(server, tmp_path):
+    marker = "/tmp/xai-kit-pickle-ran"
+    if os.path.exists(marker):
+        os.unlink(marker)
+    for payload in (pickle.dumps(_RunsCode()), _frame({"op": "run", "module": _RunsCode()})):
+        verdict = _raw_exchange(server, payload)
+        assert verdict["passed"] is False
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize(("module", "check"), [
+    ("a01_hooks", "reference"), ("a01_hooks", "_resnet"), ("common", "call_student"), ("../solutions", "hooks"),
+    ("a01_hooks", "check_nothing"), ("a01_hooks", "torch"),
+])
+def test_only_real_checks_run(server, module, check):
+    server.reset()
+    server.cell_started(1)
+    verdict = _raw_exchange(server, _frame({"op": "run", "module": module, "check": check, "functions": []}))
+    assert verdict["passed"] is False
+    assert server.passed_in(1) == set()
+
+
+def test_an_oversized_message_is_refused_without_reading_it(server):
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(server.address)
+    with connection:
+        connection.sendall(struct.pack(">Q", grading_client.MAX_FRAME_BYTES + 1))
+        verdict = grading_client.receive_frame(connection, from_trusted_side=True)
+    assert verdict["passed"] is False
+
+
+def test_a_library_shortcut_is_refused(server):
+    def grad_cam(model, layer_name, x, targets=None):
+        from solutions.library_cams import library_grad_cam
+        return library_grad_cam(model, layer_name, x, targets)
+
+    passed, message = _remote_verdict(server, a02_gradcam.check_grad_cam_other_layers, {"grad_cam": grad_cam})
+    assert not passed and "library_grad_cam" in message
+
+
+def test_a_forged_verdict_from_the_kernel_counts_for_nothing(server):
+    server.reset()
+    server.cell_started(2)
+    verdict = _raw_exchange(server, _frame({"op": "verdict", "passed": True, "message": ""}))
+    assert verdict["passed"] is False
+    assert server.passed_in(2) == set()
+
+
+def test_a_student_exception_reaches_the_check_by_name(server):
+    def top_channels(model, layer_name, x, k=5):
+        raise ValueError("student bug")
+
+    passed, message = _remote_verdict(server, a01_hooks.check_top_channels, {"top_channels": top_channels})
+    assert not passed and "ValueError: student bug" in message
+
+
+# --- scoring from verdicts --------------------------------------------------------------------
+
+
+def _test_cell(source: str, outputs) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 2, "grade_id": "t"}
+    cell.outputs = outputs
+    return cell
+
+
+def _score(cell, verdicts) -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    nbgrader_plugins.ScoreTestCells().preprocess(notebook, {nbgrader_plugins.VERDICTS: verdicts})
+    return notebook.cells[0]
+
+
+SOURCE = 'print("ok")\n### BEGIN HIDDEN TESTS\nhidden.run("a01_hooks", "check_top_channels", top_channels)\n'
+
+
+def test_a_printed_score_or_pass_line_counts_for_nothing():
+    result = nbformat.v4.new_output("execute_result", data={"text/plain": "2.0"}, execution_count=1)
+    cell = _score(_test_cell(SOURCE, [result, nbformat.v4.new_output("stream", name="stdout", text="passed\n")]), {})
+    assert [output.output_type for output in cell.outputs] == ["display_data", "stream", "error"]
+    from nbgrader.utils import determine_grade
+
+    assert determine_grade(cell)[0] == 0
+
+
+def test_a_cell_whose_checks_passed_on_the_trusted_side_keeps_its_points():
+    from nbgrader.utils import determine_grade
+
+    cell = _score(_test_cell(SOURCE, []), {0: {"a01_hooks.check_top_channels": True}})
+    assert determine_grade(cell) == (2.0, 2.0)
+    failed = _score(_test_cell(SOURCE, []), {0: {"a01_hooks.check_top_channels": False}})
+    assert determine_grade(failed)[0] == 0
