@@ -3,7 +3,10 @@
 How it works:
 
 1. ``submissions.collect`` reads DIR: per student, only the allow-listed ``<assignment>.ipynb``
-   files; unreadable ones become problem rows.
+   files, copied at once into the run's private temporary folder (mode 0700) with their SHA-256;
+   DIR is only read, no link in it is followed, zips are size-checked before and while they are
+   extracted; unreadable or refused entries become problem rows. Each notebook is handed to
+   nbgrader from that copy, and only if its bytes are unchanged (``submissions.hand_in``).
 2. A *template* nbgrader course is built once in a temporary folder (sources from
    ``autograder/assignments``, ``generate_assignment`` into its gradebook).
 3. Students are split over N workers. Each worker owns a copy of the template course (its own
@@ -17,6 +20,12 @@ How it works:
    changed them scores 0, and they are put back), and the notebook's scores are read from the
    gradebook at once. ``OUT/grades.csv`` gets one row per student, notebook and graded cell plus
    a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the feedback (hidden tests cleared).
+5. OUT is written by ``safe_output``: folders opened without following links, every file a new
+   temporary file moved into place with ``os.replace`` (a link a notebook planted there, e.g.
+   ``OUT/grades.csv -> ~/.bashrc``, is replaced, not written through), feedback pages over 5 MB
+   replaced by a note. Text cells of grades.csv are one line, at most 500 characters, and a ``'``
+   goes in front of any that starts with ``= + - @``, tab or CR (:func:`csv_cell`): a student's
+   error message can neither be a formula nor forge a row.
 
 Every run starts from fresh course folders, so a re-grade never shows a stale score.
 """

@@ -379,3 +379,16 @@ def test_feedback_that_is_a_link_in_the_course_is_not_copied(tmp_path):
     html.symlink_to(secret)
     written = safe_output.copy_feedback(html, tmp_path / "OUT", "alice", "01_hooks")
     assert "PRIVATE KEY" not in written.read_text()
+
+
+def test_nbgrader_limits_the_output_of_every_cell():
+    from nbgrader.preprocessors import LimitOutput
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder.build import COURSE_CONFIG
+
+    config = PyFileConfigLoader(COURSE_CONFIG.name, path=str(COURSE_CONFIG.parent)).load_config()
+    assert "nbgrader.preprocessors.LimitOutput" in config.Autograde.autograde_preprocessors
+    assert (config.LimitOutput.max_lines, config.LimitOutput.max_traceback) == (1000, 100)
+    limiter = LimitOutput(config=config)  # the names are LimitOutput's own traits, so they take effect
+    assert (limiter.max_lines, limiter.max_traceback) == (1000, 100)
