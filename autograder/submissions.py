@@ -34,7 +34,6 @@ import errno
 import hashlib
 import os
 import re
-import shutil
 import stat
 import sys
 import tempfile
@@ -70,15 +69,6 @@ class Submission:
     digests: dict = field(default_factory=dict)  # assignment -> sha256 hex of the private copy
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 (hex) of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _too_big(limit: int) -> str:
     return f"notebook is larger than {limit / 2**20:g} MB"
 
@@ -94,9 +84,15 @@ def private_folder(path: Path | None = None) -> Path:
 
 
 def open_regular_file(name, dir_fd: int | None = None):
-    """``name`` opened for reading in binary, if it is a regular file; never follows a link and
-    never blocks on a FIFO. Raises :class:`Refused` saying what it is otherwise."""
-    try:
+    """``name`` opened for reading in binary, if it is a regular file; never follows a link, never
+    opens a device and never blocks on a FIFO. Raises :class:`Refused` saying what it is otherwise
+    (``FileNotFoundError`` when there is nothing)."""
+    mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    if stat.S_ISLNK(mode):
+        raise Refused("a symbolic link: not followed")
+    if not stat.S_ISREG(mode):  # checked before opening: opening a device can have effects
+        raise Refused("not a regular file")
+    try:  # O_NOFOLLOW and the fstat below: it cannot have been swapped for a link or FIFO meanwhile
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except OSError as error:
         if error.errno == errno.ELOOP:
@@ -183,12 +179,12 @@ def _from_folder(folder: Path, assignments, target: Path) -> tuple[dict, dict]:
     try:
         for assignment in assignments:
             name = f"{assignment}.ipynb"
-            if not os.path.lexists(os.path.join(folder, name)):
-                continue
             path = target / name
             try:
                 with open_regular_file(name, dir_fd=folder_fd) as source:
                     found[assignment] = (path, copy_capped(source, path, MAX_NOTEBOOK_BYTES))
+            except FileNotFoundError:
+                continue
             except Refused as refused:
                 problems[assignment] = f"{name}: {refused}"
     finally:
@@ -272,7 +268,10 @@ def _collect_student(directory: Path, student_id: str, entry: _Entry, assignment
     target = scratch / "students" / student_id
     target.mkdir(mode=0o700, parents=True)
     if entry.kind == "folder":
-        return _from_folder(directory / entry.name, assignments, target)
+        try:
+            return _from_folder(directory / entry.name, assignments, target)
+        except OSError as error:  # unreadable, or swapped for a link since it was listed
+            return {}, {a: f"folder {entry.name!r} cannot be read ({error.strerror})" for a in assignments}
     try:
         with open_regular_file(directory / entry.name) as archive:
             return _from_zip(archive, assignments, target)
@@ -326,10 +325,10 @@ def collect(directory: Path, assignments, scratch: Path | None = None) -> list[S
     copied into ``scratch`` (made mode 0700; a new temporary folder by default, kept alive for the
     process) before anything else happens. Students are returned sorted by id; entries that cannot
     be graded become problems (see the module's docstring)."""
-    directory = Path(directory)
+    directory = Path(os.path.realpath(directory))  # DIR itself is the instructor's: a link to it is fine
     assignments = list(assignments)
     scratch = private_folder(scratch)
-    if os.path.isfile(directory) and not os.path.islink(directory) and zipfile.is_zipfile(directory):
+    if directory.is_file() and zipfile.is_zipfile(directory):
         directory = _unpack_class_zip(directory, scratch / "class_zip")
     if not directory.is_dir():
         raise FileNotFoundError(f"submissions directory not found: {directory}")
@@ -347,10 +346,18 @@ def collect(directory: Path, assignments, scratch: Path | None = None) -> list[S
 
 
 def hand_in(submission: Submission, assignment: str, target: Path) -> str | None:
-    """Copy the private copy of ``assignment`` to ``target``; None if its bytes are still those
-    :func:`collect` copied, else the problem to report (the copy is then removed)."""
-    shutil.copyfile(submission.notebooks[assignment], target)
-    if file_digest(target) != submission.digests.get(assignment):
+    """Copy the private copy of ``assignment`` to ``target`` (replacing it); None if its bytes are
+    still those :func:`collect` copied, else the problem to report (``target`` is then removed).
+    The copy is read like a submission (no link followed, capped): an earlier notebook may have
+    replaced it."""
+    target.unlink(missing_ok=True)
+    changed = "the grader's copy of this notebook changed after it was handed in: not graded"
+    try:
+        with open_regular_file(submission.notebooks[assignment]) as source:
+            digest = copy_capped(source, target, MAX_NOTEBOOK_BYTES)
+    except (OSError, Refused):
+        return changed
+    if digest != submission.digests.get(assignment):
         target.unlink()
-        return "the grader's copy of this notebook changed after it was handed in: not graded"
+        return changed
     return None

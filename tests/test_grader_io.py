@@ -97,6 +97,31 @@ def test_a_private_copy_changed_before_grading_is_not_graded(cohort, tmp_path):
     assert not handed.exists()
 
 
+@pytest.mark.parametrize("replacement", ["link", "fifo"])
+def test_a_private_copy_replaced_by_a_link_or_fifo_is_not_followed(cohort, tmp_path, replacement):
+    alice = _by_id(collect(cohort, ASSIGNMENTS))["alice"]
+    copy = alice.notebooks["01_hooks"]
+    copy.unlink()
+    if replacement == "link":
+        copy.symlink_to(cohort / "alice" / "01_hooks.ipynb")
+    else:
+        os.mkfifo(copy)
+    assert "changed after it was handed in" in hand_in(alice, "01_hooks", tmp_path / "handed.ipynb")
+
+
+def test_a_notebook_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    directory = tmp_path / "DIR"
+    (directory / "dave").mkdir(parents=True)
+    os.mkfifo(directory / "dave" / "01_hooks.ipynb")
+    dave = _by_id(collect(directory, ASSIGNMENTS, scratch=tmp_path / "scratch"))["dave"]
+    assert dave.problems["01_hooks"] == "01_hooks.ipynb: not a regular file"
+
+
+def test_dir_itself_may_be_a_link_the_instructor_made(cohort, tmp_path):
+    (tmp_path / "DIR-link").symlink_to(cohort)
+    assert "01_hooks" in _by_id(collect(tmp_path / "DIR-link", ASSIGNMENTS))["alice"].notebooks
+
+
 def test_a_notebook_that_links_outside_dir_is_refused(cohort):
     carol = _by_id(collect(cohort, ASSIGNMENTS))["carol"]
     assert carol.notebooks == {}
