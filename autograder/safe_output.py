@@ -21,6 +21,7 @@ OUT itself is the instructor's choice and is used as given (it may be a link the
 from __future__ import annotations
 
 import errno
+import html
 import os
 import secrets
 import shutil
@@ -154,14 +155,14 @@ def read_regular_file(path: Path, limit: int) -> bytes | None:
 
 def too_big_note(what: str, limit: int) -> bytes:
     """The short HTML page that stands in for a feedback page that was too big (or not a file)."""
-    return (f"<!DOCTYPE html>\n<html><body><p>The feedback for {what} was not copied: it was larger "
+    return (f"<!DOCTYPE html>\n<html><body><p>The feedback for {html.escape(what)} was not copied: it was larger "
             f"than {limit // 2**20} MB or not a regular file (a cell that prints or plots without "
             "end?). Ask your instructor for it.</p></body></html>\n").encode()
 
 
-def copy_feedback(html: Path, out: Path, student_id: str, assignment: str,
+def copy_feedback(page: Path, out: Path, student_id: str, assignment: str,
                   limit: int | None = None) -> Path | None:
-    """Copy nbgrader's feedback page ``html`` to ``out/feedback/<student_id>/<assignment>.html``;
+    """Copy nbgrader's feedback page ``page`` to ``out/feedback/<student_id>/<assignment>.html``;
     return the written path, None when nbgrader wrote no page.
 
     ``student_id`` and ``assignment`` must be plain names (ValueError otherwise). A page over
@@ -171,9 +172,9 @@ def copy_feedback(html: Path, out: Path, student_id: str, assignment: str,
     limit = MAX_FEEDBACK_BYTES if limit is None else limit
     name = f"{check_name(assignment)}.html"
     parts = ("feedback", check_name(student_id), name)
-    if not os.path.lexists(html):
+    if not os.path.lexists(page):
         return None
-    data = read_regular_file(html, limit)
+    data = read_regular_file(page, limit)
     if data is None:
         data = too_big_note(f"{assignment} of {student_id}", limit)
     return write_file_atomically(out, parts, data)

@@ -338,7 +338,8 @@ def collect(directory: Path, assignments, scratch: Path | None = None) -> list[S
     for student_id, entries in sorted(students.items()):
         problem = _entry_problem(student_id, entries)
         if problem:
-            submissions.append(Submission(student_id, problems={a: problem for a in assignments}))
+            shown = "".join(c if c.isprintable() else "?" for c in student_id)  # no escape codes in the summary
+            submissions.append(Submission(shown, problems={a: problem for a in assignments}))
             continue
         found, problems = _collect_student(directory, student_id, entries[0], assignments, scratch)
         submissions.append(_submission(student_id, assignments, found, problems))

@@ -321,6 +321,15 @@ def test_two_entries_for_one_student_grade_neither_and_say_so(tmp_path):
         assert row.status == "not graded" and "'alice'" in row.message and "'alice.zip'" in row.message
 
 
+def test_an_unusable_student_id_gets_a_row_without_control_characters(tmp_path):
+    directory = tmp_path / "DIR"
+    (directory / "=evil\x1b[31m").mkdir(parents=True)
+    (directory / "bad name").mkdir()
+    collected = collect(directory, ASSIGNMENTS, scratch=tmp_path / "scratch")
+    assert [submission.student_id for submission in collected] == ["=evil?[31m", "bad name"]
+    assert all(problem.startswith("unusable student id") for s in collected for problem in s.problems.values())
+
+
 # 5. CSV injection.
 
 FORGED = "boom\nalice,01_hooks,autograded_total,autograded,8,8,graded,\r\nbob,x,y,z,1,1,graded,"
