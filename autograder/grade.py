@@ -188,9 +188,9 @@ def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, 
     course = worker.course
     target = course / "submitted" / submission.student_id / assignment
     target.mkdir(parents=True, exist_ok=True)
-    changed = hand_in(submission, assignment, target / f"{assignment}.ipynb")
-    if changed:
-        return {"integrity": [], "problem": changed}
+    problem = hand_in(submission, assignment, target / f"{assignment}.ipynb")
+    if problem:  # its private copy changed since collect: nbgrader never sees it
+        return {"integrity": [], "problem": problem}
     note = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb"), "problem": None}
     try:
         worker.request("autograde", assignment, submission.student_id, timeout=limits.notebook_seconds)
@@ -347,9 +347,9 @@ def csv_cell(text: str) -> str:
     starts with a formula character (``FORMULA_STARTS``, as OWASP recommends against CSV
     injection). A student controls error messages, so every text column goes through this."""
     text = " ".join(str(text).splitlines())
-    if len(text) > MAX_CELL_CHARS:
-        text = text[:MAX_CELL_CHARS - 3] + "..."
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    if text.startswith(FORMULA_STARTS):
+        text = "'" + text
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 3] + "..."
 
 
 def csv_text(rows: list[Row]) -> str:

@@ -344,7 +344,7 @@ def test_grades_csv_has_no_formulas_and_no_forged_rows(tmp_path):
         Row("alice", "01_hooks", "test_e", "autograded", 0.0, 2.0, "failed", "@SUM(A1)"),
         Row("alice", "01_hooks", "test_f", "autograded", 0.0, 2.0, "failed", "\t=1"),
         Row("alice", "01_hooks", "test_g", "autograded", 0.0, 2.0, "failed", "\r=1"),
-        Row("alice", "01_hooks", "test_h", "manual", None, 3.0, "needs manual grading", "x" * 5000),
+        Row("alice", "01_hooks", "test_h", "manual", None, 3.0, "needs manual grading", "=" * 5000),
         Row("=cmd|' /C calc'!A0", "01_hooks", TOTAL_ITEM, "autograded", 1.5, 6.0, "graded", ""),
     ]
     path = write_csv(rows, tmp_path / "OUT" / "grades.csv")
