@@ -3,7 +3,10 @@
 How it works:
 
 1. ``submissions.collect`` reads DIR: per student, only the allow-listed ``<assignment>.ipynb``
-   files; unreadable ones become problem rows.
+   files, copied at once into the run's private temporary folder (mode 0700) with their SHA-256;
+   DIR is only read, no link in it is followed, zips are size-checked before and while they are
+   extracted; unreadable or refused entries become problem rows. Each notebook is handed to
+   nbgrader from that copy, and only if its bytes are unchanged (``submissions.hand_in``).
 2. A *template* nbgrader course is built once in a temporary folder (sources from
    ``autograder/assignments``, ``generate_assignment`` into its gradebook).
 3. Students are split over N workers. Each worker owns a copy of the template course (its own
@@ -17,6 +20,12 @@ How it works:
    changed them scores 0, and they are put back), and the notebook's scores are read from the
    gradebook at once. ``OUT/grades.csv`` gets one row per student, notebook and graded cell plus
    a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the feedback (hidden tests cleared).
+5. OUT is written by ``safe_output``: folders opened without following links, every file a new
+   temporary file moved into place with ``os.replace`` (a link a notebook planted there, e.g.
+   ``OUT/grades.csv -> ~/.bashrc``, is replaced, not written through), feedback pages over 5 MB
+   replaced by a note. Text cells of grades.csv are one line, at most 500 characters, and a ``'``
+   goes in front of any that starts with ``= + - @``, tab or CR (:func:`csv_cell`): a student's
+   error message can neither be a formula nor forge a row.
 
 Every run starts from fresh course folders, so a re-grade never shows a stale score.
 """
@@ -24,6 +33,7 @@ Every run starts from fresh course folders, so a re-grade never shows a stale sc
 from __future__ import annotations
 
 import csv
+import io
 import queue
 import shutil
 import subprocess
@@ -40,12 +50,16 @@ from autograder import build
 from autograder.grader_files import (CODE_PACKAGES, FileSnapshot, SharedFileWatch, private_code_copy,
                                      python_startup_files, runtime_env, worker_runtime)
 from autograder.nbgrader_worker import NbgraderWorker, WorkerError
+from autograder.safe_output import copy_feedback, remove_path, write_file_atomically
 from autograder.source_format import REPO_ROOT
-from autograder.submissions import Submission, collect
+from autograder.submissions import Submission, collect, hand_in
 from student_src import assets
 
 CSV_FIELDS = ("student_id", "assignment", "item", "kind", "score", "max_score", "status", "message")
 TOTAL_ITEM = "autograded_total"
+#: A cell of grades.csv starting with one of these is a formula to a spreadsheet (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+MAX_CELL_CHARS = 500
 
 
 @dataclass
@@ -174,7 +188,9 @@ def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, 
     course = worker.course
     target = course / "submitted" / submission.student_id / assignment
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(submission.notebooks[assignment], target / f"{assignment}.ipynb")
+    problem = hand_in(submission, assignment, target / f"{assignment}.ipynb")
+    if problem:  # its private copy changed since collect: nbgrader never sees it
+        return {"integrity": [], "problem": problem}
     note = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb"), "problem": None}
     try:
         worker.request("autograde", assignment, submission.student_id, timeout=limits.notebook_seconds)
@@ -237,9 +253,10 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     assignments = list(assignments or build.assignment_ids())
     limits = limits or Limits()
     out = Path(out)
-    # A re-grade replaces the previous results whole: no stale feedback or CSV survives.
-    shutil.rmtree(out / "feedback", ignore_errors=True)
-    (out / "grades.csv").unlink(missing_ok=True)
+    # A re-grade replaces the previous results whole: no stale feedback or CSV survives (and a
+    # link planted in their place is removed, not followed).
+    remove_path(out, "feedback")
+    remove_path(out, "grades.csv")
     kit_files = FileSnapshot([REPO_ROOT / package for package in CODE_PACKAGES], skip_caches=True)
     with tempfile.TemporaryDirectory(prefix="xai-grade-") as tmp:
         tmp = Path(tmp)
@@ -278,7 +295,8 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
                                                       startup_files)
                         rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
                                                    max_auto[assignment], note["problem"], note["integrity"]))
-                        _copy_feedback(course, submission.student_id, assignment, out / "feedback")
+                        copy_feedback(course / "feedback" / submission.student_id / assignment / f"{assignment}.html",
+                                      out, submission.student_id, assignment)
                         bar.update(1)
 
         def guarded_work(worker: int) -> None:
@@ -293,13 +311,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         for thread in threads:
             thread.join()
         bar.close()
-        graded = {(row.student_id, row.assignment) for row in rows if row.item == TOTAL_ITEM}
-        for submission in submissions:  # unreadable notebooks, and any a failed worker left: say why
-            for assignment in assignments:
-                if (submission.student_id, assignment) not in graded:
-                    problem = submission.problems.get(assignment) or (
-                        "the grading worker failed (see the grader's output): grade this notebook again")
-                    rows.append(_not_graded(submission.student_id, assignment, max_auto[assignment], problem))
+        rows.extend(rows_not_graded(submissions, assignments, rows, max_auto))
     changed = kit_files.changes()
     if changed:  # grading used private copies; someone (a notebook, or a person editing) changed these
         print(f"warning: files of the kit changed while grading ran (check them, e.g. with git status): "
@@ -315,26 +327,50 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, desc="grading notebooks", unit="nb", disable=not enabled)
 
 
-def _copy_feedback(course: Path, student_id: str, assignment: str, target: Path) -> None:
-    html = course / "feedback" / student_id / assignment / f"{assignment}.html"
-    if html.is_file():
-        destination = target / student_id / html.name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(html, destination)
+def rows_not_graded(submissions: list[Submission], assignments, rows: list[Row], max_auto: dict) -> list[Row]:
+    """One total row for every student and assignment that ``rows`` has no total for, saying why:
+    the submission's problem (unreadable, refused, two entries, ...), or a failed worker."""
+    graded = {(row.student_id, row.assignment) for row in rows if row.item == TOTAL_ITEM}
+    missing = []
+    for submission in submissions:
+        for assignment in assignments:
+            if (submission.student_id, assignment) not in graded:
+                problem = submission.problems.get(assignment) or (
+                    "the grading worker failed (see the grader's output): grade this notebook again")
+                missing.append(_not_graded(submission.student_id, assignment, max_auto[assignment], problem))
+    return missing
+
+
+def csv_cell(text: str) -> str:
+    """A text cell of grades.csv that a spreadsheet shows as text: one line (line breaks of any
+    kind become spaces), at most ``MAX_CELL_CHARS`` characters, and a ``'`` in front when it
+    starts with a formula character (``FORMULA_STARTS``, as OWASP recommends against CSV
+    injection). A student controls error messages, so every text column goes through this."""
+    text = " ".join(str(text).splitlines())
+    if text.startswith(FORMULA_STARTS):
+        text = "'" + text
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 3] + "..."
+
+
+def csv_text(rows: list[Row]) -> str:
+    """The rows as CSV with the columns ``CSV_FIELDS``: text cells through :func:`csv_cell`,
+    scores as plain numbers (``score`` empty while it needs manual grading)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        record = {name: csv_cell(value) for name, value in asdict(row).items()}
+        record["score"] = "" if row.score is None else f"{row.score:g}"
+        record["max_score"] = f"{row.max_score:g}"
+        writer.writerow(record)
+    return buffer.getvalue()
 
 
 def write_csv(rows: list[Row], path: Path) -> Path:
-    """Write the rows to ``path`` with the columns ``CSV_FIELDS``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            record = asdict(row)
-            record["score"] = "" if row.score is None else f"{row.score:g}"
-            record["max_score"] = f"{row.max_score:g}"
-            writer.writerow(record)
-    return path
+    """Write the rows to ``path`` (:func:`csv_text`), as a new file moved into place: a link
+    found at ``path`` is replaced, never written through (``safe_output``)."""
+    path = Path(path)
+    return write_file_atomically(path.parent, [path.name], csv_text(rows).encode())
 
 
 def summary_table(rows: list[Row]) -> str:

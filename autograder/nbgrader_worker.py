@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder import isolated_python
+
 COMMANDS = ("autograde", "generate_feedback", "generate_assignment")
 
 
@@ -90,9 +92,10 @@ class NbgraderWorker:
     def _start(self) -> None:
         self._log = tempfile.TemporaryFile()
         self._buffer = b""
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.nbgrader_worker", *self.arguments], cwd=self.course,
-            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+        self._process = subprocess.Popen(  # -I -B, the code folders explicit (isolated_python)
+            isolated_python.command("autograder.nbgrader_worker", self.arguments, self.env), cwd=self.course,
+            env=isolated_python.environment(self.env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._log,
             start_new_session=True, preexec_fn=limit_memory(self.memory_mb) if self.memory_mb else None)
 
     def request(self, command: str, assignment: str, student: str | None = None,

@@ -7,6 +7,7 @@ Why each setting:
 - OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
 - GenerateFeedback: hidden tests are cleared from the feedback HTML.
 - IgnorePattern: library warnings on stderr would zero a test cell; drop the known ones.
+- LimitOutput: a cell that prints without end cannot make the feedback page huge.
 - autograde_preprocessors: execution with the hidden checks' trusted server, test cells scored
   from its verdicts, and the traceback cleaning of nbgrader_plugins.py.
 """
@@ -22,6 +23,11 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+# Bounded feedback: at most 1000 lines of stream output per cell and 100 traceback lines per
+# error (nbgrader 0.9.6's LimitOutput has no limit on characters; the grader caps each feedback
+# page it copies to OUT at 5 MB instead, autograder/safe_output.py).
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?:UserWarning|DeprecationWarning|FutureWarning).*\n"
 # Hidden checks outside the kernel, scoring from their verdicts, traceback hygiene

@@ -1,0 +1,180 @@
+"""Write the grader's results into OUT without following anything a notebook planted there.
+
+A notebook being graded runs as the grader's user, so while it runs it may replace
+``OUT/grades.csv`` by a symbolic link to ``~/.bashrc``, or ``OUT/feedback/alice`` by a link to
+another folder. A plain ``open(path, "w")`` afterwards would write through the link. Here:
+
+- every folder under OUT is opened one name at a time, relative to its parent's file descriptor,
+  with ``O_NOFOLLOW``: a symbolic link (or a file) where a folder should be is removed and a real
+  folder made in its place (:func:`open_folder`);
+- every file is written to a new temporary file in its folder (created with ``O_EXCL`` and
+  ``O_NOFOLLOW``) and then moved onto its name with ``os.replace``, which replaces a link there,
+  never its target (:func:`write_file_atomically`);
+- names are single path components (:func:`check_name`): a student id such as ``..``, ``a/b``
+  or ``/etc`` cannot reach outside ``OUT/feedback/``;
+- a feedback page over :data:`MAX_FEEDBACK_BYTES` is replaced by a short note
+  (:func:`copy_feedback`), and is read without following a link in the course folder either.
+
+OUT itself is the instructor's choice and is used as given (it may be a link they made).
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import os
+import secrets
+import shutil
+import stat
+from pathlib import Path
+
+MAX_FEEDBACK_BYTES = 5 * 2**20
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is one plain path component; ValueError for ``""``, ``.``, ``..``, an
+    absolute path or anything with a separator or NUL in it."""
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    if (not isinstance(name, str) or name in ("", ".", "..") or "\0" in name
+            or any(separator in name for separator in separators)):
+        raise ValueError(f"not a plain file name: {name!r}")
+    return name
+
+
+def remove_entry(folder_fd: int, name: str) -> None:
+    """Remove ``name`` in the folder ``folder_fd``, whatever it is; a folder with everything in it
+    (``shutil.rmtree`` with ``dir_fd`` never follows links inside). Missing is fine."""
+    try:
+        mode = os.lstat(name, dir_fd=folder_fd).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(name, dir_fd=folder_fd)
+    else:
+        os.unlink(name, dir_fd=folder_fd)
+
+
+def _open_or_make_folder(parent_fd: int, name: str) -> int:
+    """The fd of the real folder ``name`` in ``parent_fd``: made if missing, and put in place of
+    a link, file, FIFO, ... found there."""
+    for _ in range(10):  # a notebook racing us can only make us retry, never make us follow
+        try:
+            return os.open(name, _FOLDER_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            remove_entry(parent_fd, name)
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+        except FileExistsError:
+            pass
+    raise OSError(f"could not make a folder {name!r}: something keeps replacing it")
+
+
+def open_folder(root: Path, parts) -> int:
+    """An fd of ``root/parts[0]/parts[1]/...``, each part a real folder (see the module's
+    docstring); ``root`` is made if missing. Close it with ``os.close``."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for part in parts:
+            child = _open_or_make_folder(fd, check_name(part))
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def remove_path(root: Path, *parts: str) -> None:
+    """Remove ``root/parts...`` (a file, a folder and its contents, or a link: the link only)."""
+    *folders, name = parts
+    fd = open_folder(root, folders)
+    try:
+        remove_entry(fd, check_name(name))
+    finally:
+        os.close(fd)
+
+
+def write_file_atomically(root: Path, parts, data: bytes) -> Path:
+    """Write ``data`` to ``root/parts...`` as a new regular file (mode 0644) that replaces
+    whatever was there (a link is replaced, not followed; a folder is removed); return the path.
+
+    The bytes go to a fresh temporary file in the same folder, which ``os.replace`` then moves
+    onto the name in one step: a reader never sees half a file, and nothing planted is written
+    through.
+    """
+    *folders, name = parts
+    check_name(name)
+    fd = open_folder(root, folders)
+    temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+    try:
+        file_fd = os.open(temporary, _NEW_FILE_FLAGS, 0o644, dir_fd=fd)
+        with open(file_fd, "wb") as file:
+            file.write(data)
+        if _is_folder(fd, name):  # os.replace cannot put a file over a folder
+            remove_entry(fd, name)
+        os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+    except BaseException:
+        try:
+            os.unlink(temporary, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        raise
+    finally:
+        os.close(fd)
+    return Path(root, *parts)
+
+
+def _is_folder(folder_fd: int, name: str) -> bool:
+    """Whether ``name`` in ``folder_fd`` is a real folder (a link to one is not)."""
+    try:
+        return stat.S_ISDIR(os.lstat(name, dir_fd=folder_fd).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def read_regular_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (not a link) of at most ``limit`` bytes, else
+    None. Reads at most ``limit + 1`` bytes, so a file growing meanwhile cannot make it read more."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with open(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = file.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def too_big_note(what: str, limit: int) -> bytes:
+    """The short HTML page that stands in for a feedback page that was too big (or not a file)."""
+    return (f"<!DOCTYPE html>\n<html><body><p>The feedback for {html.escape(what)} was not copied: it was larger "
+            f"than {limit // 2**20} MB or not a regular file (a cell that prints or plots without "
+            "end?). Ask your instructor for it.</p></body></html>\n").encode()
+
+
+def copy_feedback(page: Path, out: Path, student_id: str, assignment: str,
+                  limit: int | None = None) -> Path | None:
+    """Copy nbgrader's feedback page ``page`` to ``out/feedback/<student_id>/<assignment>.html``;
+    return the written path, None when nbgrader wrote no page.
+
+    ``student_id`` and ``assignment`` must be plain names (ValueError otherwise). A page over
+    ``limit`` bytes (default :data:`MAX_FEEDBACK_BYTES`), or one that is not a regular file,
+    is replaced by a short note saying so.
+    """
+    limit = MAX_FEEDBACK_BYTES if limit is None else limit
+    name = f"{check_name(assignment)}.html"
+    parts = ("feedback", check_name(student_id), name)
+    if not os.path.lexists(page):
+        return None
+    data = read_regular_file(page, limit)
+    if data is None:
+        data = too_big_note(f"{assignment} of {student_id}", limit)
+    return write_file_atomically(out, parts, data)
