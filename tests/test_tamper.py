@@ -65,8 +65,25 @@ def top_channels(model, layer_name, x, k=5):
 FAKE_CHECKS_MODULE = "def assert_close(*a, **k):\n    return 0.0\n"
 # ... and the grader's own entry point replaced by one that always passes.
 NO_OP_RUNNER = FAKE_RECORD + '''
-import autograder.hidden
-autograder.hidden.run = lambda *args, **kwargs: None
+import student_src.grading_client
+student_src.grading_client.run = lambda *args, **kwargs: None
+'''
+# No code at all: each function shows an execute_result, then raises (nbgrader's determine_grade
+# returns at the first execute_result, before the error after it).
+DISPLAYHOOK = '''
+def record_activations(model, layer_names, x):
+    get_ipython().displayhook("thank you")
+    raise NotImplementedError
+
+
+def top_channels(model, layer_name, x, k=5):
+    get_ipython().displayhook(2.0)
+    raise NotImplementedError
+'''
+# All-zero answers, and lines that look like what a passing check printed in the old design.
+FAKE_PASS_LINES = FAKE_RECORD + '''
+for _name in ("check_record_activations_values", "check_record_activations_cleanup", "check_top_channels"):
+    print(f"[xai-kit check passed] a01_hooks.{_name} " + "0" * 64)
 '''
 # The instructor's reference handed in as the student's own (possible only on the grading machine).
 REFERENCE_RECORD = "from solutions.hooks import record_activations\n"
@@ -123,10 +140,15 @@ def graded(tmp_path_factory, standin_assets_module):
     _cell(reference, "top_channels").source = REFERENCE_TOP
     hidden_tracebacks = copy.deepcopy(blank)
     _cell(hidden_tracebacks, "record_activations").source = HIDDEN_TRACEBACKS
+    displayhook = copy.deepcopy(blank)
+    _cell(displayhook, "record_activations").source = DISPLAYHOOK
+    fake_pass_lines = copy.deepcopy(solved)
+    _cell(fake_pass_lines, "record_activations").source = FAKE_PASS_LINES
     students = {"honest": solved, "fake_checks": fake, "patched_reference": patched_reference,
                 "looping": looping, "memory_hog": hog, "changed_points": points, "retyped": retyped,
                 "raises_on_import": raises, "shadowing": blank, "missing": None, "no_op_runner": no_op_runner,
-                "reference": reference, "hidden_tracebacks": hidden_tracebacks}
+                "reference": reference, "hidden_tracebacks": hidden_tracebacks, "displayhook": displayhook,
+                "fake_pass_lines": fake_pass_lines}
     students = {k: v for k, v in students.items() if v is not None}
     extra = {"shadowing": {"numpy.py": "raise SystemExit('shadowed numpy')\n",
                            "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
@@ -149,13 +171,14 @@ def test_honest_submission_full_marks(graded):
 def test_monkeypatched_comparisons_do_not_fool_the_hidden_checks(graded):
     rows = graded["fake_checks"]
     assert rows[VALUES].status == "failed" and rows[CLEANUP].status == "failed"
-    assert "grading environment was modified" in rows[VALUES].message
+    assert "hidden check failed" in rows[VALUES].message  # the patches live in the kernel; the checks do not
     assert _total(graded, "fake_checks").score == 0  # top_channels uses the fake record_activations too
 
 
-def test_patching_the_reference_is_detected(graded):
+def test_patching_the_reference_changes_nothing(graded):
+    """The reference is not in the kernel (no ``solutions`` there); the check's own is untouched."""
     rows = graded["patched_reference"]
-    assert rows[TOP].status == "failed" and "grading environment was modified" in rows[TOP].message
+    assert rows[TOP].status == "failed"
     assert _total(graded, "patched_reference").score == 6
 
 
@@ -204,42 +227,65 @@ def test_missing_notebook_row(graded):
 def test_feedback_shows_failures_but_no_hidden_code(graded, tmp_path_factory):
     out = next(tmp_path_factory.getbasetemp().glob("tamper*/out"))
     html = (out / "feedback" / "fake_checks" / f"{A}.html").read_text()
-    assert "grading environment was modified" in html
+    assert "hidden check failed" in html
     for secret in ("hidden.run", "BEGIN HIDDEN", "check_record_activations", "autograder/checks", "solutions/"):
         assert secret not in html, secret
 
 
 def test_replacing_the_hidden_check_runner_scores_zero(graded):
-    """Visible checks fooled by patched helpers, hidden.run replaced by a no-op: no cell has its
-    checks' pass signatures, so none scores."""
+    """Visible checks fooled by patched helpers, hidden.run replaced by a no-op: the grader saw no
+    check pass, so no cell scores."""
     rows = graded["no_op_runner"]
     assert _total(graded, "no_op_runner").score == 0
     for cell in (VALUES, CLEANUP):  # their visible checks pass with the patched helpers
-        assert "hidden check(s) of this cell did not run to the end" in rows[cell].message
+        assert "did not pass on the grader's side" in rows[cell].message
+
+
+def test_an_execute_result_before_an_error_scores_nothing(graded):
+    assert _total(graded, "displayhook").score == 0
+
+
+def test_printed_pass_lines_score_nothing(graded):
+    rows = graded["fake_pass_lines"]
+    assert rows[VALUES].score == 0 and rows[CLEANUP].score == 0
 
 
 def test_handing_in_the_instructors_reference_scores_zero(graded):
+    """``solutions`` is not importable in the sandbox: the reference cannot be handed in."""
     rows = graded["reference"]
     assert _total(graded, "reference").score == 0
-    assert "instructor's reference" in rows[VALUES].message
-    assert "instructor's" in rows[TOP].message
+    assert "No module named 'solutions'" in rows[VALUES].message
 
 
 def test_hiding_tracebacks_does_not_hide_failures(graded):
     assert _total(graded, "hidden_tracebacks").score == 0
 
 
-# Plants an IPython start-up file: it would run in the next kernel *before* the grader's guard and
-# disable a hidden check there; also leaves a detached process behind.
+# Plants an IPython start-up file (it would run in the next kernel before any of its cells and
+# disable a hidden check there) and leaves a detached process behind.
 PLANT_STARTUP = '''
 import pathlib
 import subprocess
 
 _startup = pathlib.Path(get_ipython().profile_dir.startup_dir) / "00-help.py"
 _startup.write_text("import autograder.checks.a01_hooks as _c\\n_c.check_top_channels = lambda *a, **k: None\\n")
-_daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)
-pathlib.Path({pid_file!r}).write_text(str(_daemon.pid))
+_daemon = subprocess.Popen(["sleep", "314159"], start_new_session=True)
 '''
+
+
+def _sleepers() -> list[int]:
+    """Processes on this machine running ``sleep 314159`` (the planted daemon)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                if file.read().split(b"\0")[:2] == [b"sleep", b"314159"]:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -253,22 +299,20 @@ def rewriting_cohort(tmp_path_factory, standin_assets_module):
     wrong = harness.mutated_submission(A, mutants.top_channels__max_not_mean)
     students = {"a_rewrites_checks": harness.with_code(solved, "top_channels", REWRITE_CHECKS, prepend=False),
                 "b_wrong_top_channels": wrong,
-                "c_plants_startup": harness.with_code(solved, "top_channels", PLANT_STARTUP.format(
-                    pid_file=str(root / "daemon.pid")), prepend=False),
+                "c_plants_startup": harness.with_code(solved, "top_channels", PLANT_STARTUP, prepend=False),
                 "d_wrong_top_channels": wrong}
     limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
     table = harness.grade_cohort(root, A, students, jobs=1, limits=limits)
     return table, root
 
 
-def test_rewriting_the_checks_on_disk_scores_zero_and_changes_nothing_for_others(rewriting_cohort):
+def test_rewriting_the_checks_on_disk_fails_and_changes_nothing_for_others(rewriting_cohort):
+    """The checks are not in the sandbox (or only read-only): the write fails, the notebook keeps
+    its honest score, and the next one graded by the same worker meets the real checks."""
     from autograder.source_format import REPO_ROOT
 
     table, _ = rewriting_cohort
-    total = table["a_rewrites_checks"][TOTAL_ITEM]
-    assert total.status == "not graded" and total.score == 0
-    assert "changed the grader's files (autograder/checks/a01_hooks.py)" in total.message
-    # Graded next, by the same worker: the original checks again, so it loses its 2 points.
+    assert table["a_rewrites_checks"][TOTAL_ITEM].score == 8
     assert table["b_wrong_top_channels"][TOTAL_ITEM].score == 6
     assert table["b_wrong_top_channels"][TOP].status == "failed"
     assert "def check_top_channels(*args, **kwargs):\n    pass" not in (
@@ -276,10 +320,7 @@ def test_rewriting_the_checks_on_disk_scores_zero_and_changes_nothing_for_others
 
 
 def test_a_planted_startup_file_and_a_detached_process_do_not_reach_the_next_notebook(rewriting_cohort):
-    table, root = rewriting_cohort
-    total = table["c_plants_startup"][TOTAL_ITEM]
-    assert total.status == "not graded" and "ipython/profile_default/startup/00-help.py" in total.message
-    assert table["d_wrong_top_channels"][TOTAL_ITEM].score == 6  # its check ran: start-up file gone
-    daemon = int((root / "daemon.pid").read_text())
-    assert not alive(daemon), "a process the notebook detached outlived its grading"
-
+    table, _ = rewriting_cohort
+    assert table["c_plants_startup"][TOTAL_ITEM].score == 8
+    assert table["d_wrong_top_channels"][TOTAL_ITEM].score == 6  # its check ran: no start-up file there
+    assert _sleepers() == [], "a process the notebook detached outlived its grading"
