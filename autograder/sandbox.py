@@ -89,6 +89,10 @@ NONE_WARNING = ("warning: --sandbox none: notebooks run with the grader's user, 
                 "only do this for submissions you trust")
 
 
+class SandboxUnavailable(RuntimeError):
+    """bwrap is missing or cannot create namespaces here; the message says what to install."""
+
+
 @dataclass
 class SandboxLayout:
     """The folders of one worker's sandbox, at the same path inside and outside.
@@ -231,6 +235,22 @@ def unavailable_reason() -> str | None:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
         return MISSING_MESSAGE.format(problem=f"cannot create its namespaces here ({detail[0]})")
     return None
+
+
+def require_bwrap() -> None:
+    """Raise :class:`SandboxUnavailable` (with :data:`MISSING_MESSAGE`) unless bwrap works here."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise SandboxUnavailable(reason)
+
+
+def check_choice(choice: str) -> str | None:
+    """For ``grade --sandbox CHOICE``: the message to stop with (bwrap cannot run), or None to go
+    on; ``none`` prints :data:`NONE_WARNING` once."""
+    if choice == "none":
+        print(NONE_WARNING, file=sys.stderr)
+        return None
+    return unavailable_reason()
 
 
 # ---------------------------------------------------------------------------------------------
