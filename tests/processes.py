@@ -52,3 +52,17 @@ class ProcessRecorder:
         self._stop.set()
         self._thread.join()
         return self.seen
+
+
+def outside_pid(inner_pid: int, below: int) -> int | None:
+    """The pid (as this namespace sees it) of the process below ``below`` whose pid in its own
+    PID namespace is ``inner_pid`` (the last NSpid field), or None."""
+    for pid in descendants(below):
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("NSpid:") and int(line.split()[-1]) == inner_pid:
+                        return pid
+        except (OSError, ValueError):
+            continue
+    return None
