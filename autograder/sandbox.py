@@ -12,7 +12,8 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
   (:data:`ETC_FILES`, plus a one-line ``passwd`` and ``group`` for the sandbox's user), a fresh
   ``/dev`` and ``/proc``, a private size-capped ``/tmp`` and ``HOME`` (tmpfs), the worker's private
   copy of the grader code (:data:`SANDBOX_PACKAGES`, read-only), the data folder (read-only), and
-  the folders of :class:`SandboxLayout` that the Jupyter protocol needs. Not visible: the
+  the folders of :class:`SandboxLayout` that the Jupyter protocol needs; the root itself is
+  remounted read-only, so nothing new appears beside them. Not visible: the
   instructor's home, the kit's checkout, the course folder and its gradebook, the submissions, the
   output folder, other workers' folders, the IPython/Jupyter configuration of the grader.
 - **network**: an own network namespace with only a loopback device: no TCP/UDP to anything,
@@ -214,7 +215,7 @@ def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: di
     allow-listed part of ``env`` plus :data:`SANDBOX_ENV` as its only environment."""
     environment = sandbox_environment(env) | {SANDBOX_ENV: layout.to_env()}
     options = ["bwrap", *_namespace_options(), *_system_binds(), *_private_folders(), *_etc_binds(layout),
-               *_grading_binds(layout, Path(code), env), "--chdir", "/", "--clearenv"]
+               *_grading_binds(layout, Path(code), env), "--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for name, value in environment.items():
         options += ["--setenv", name, value]
     return [*options, "--", *program]
