@@ -22,6 +22,12 @@ def cmd_release(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    from autograder import sandbox
+
+    problem = sandbox.check_choice(args.sandbox)  # before anything else: one clear message
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from autograder.grade import Limits, grade, summary_table
 
     limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_mb=args.memory_mb)
@@ -37,7 +43,7 @@ def cmd_grade(args) -> int:
               f"    python -m autograder grade {args.directory} --standin", file=sys.stderr)
         return 1
     rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits,
-                 prewarmed_kernels=not args.plain_kernels)
+                 prewarmed_kernels=not args.plain_kernels, sandbox=args.sandbox)
     print(summary_table(rows))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}\nfeedback: {Path(args.out) / 'feedback'}/<student>/")
     return 0
@@ -104,6 +110,9 @@ def main(argv=None) -> int:
     grade.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per notebook kernel")
     grade.add_argument("--plain-kernels", action="store_true",
                        help="start every kernel from scratch instead of forking a pre-warmed one (slower)")
+    grade.add_argument("--sandbox", choices=("bwrap", "none"), default="bwrap",
+                       help="bwrap (default): run every notebook in a bubblewrap sandbox (no network, no grader "
+                            "files; needs the bubblewrap package); none: trust the submissions")
     grade.set_defaults(run=cmd_grade)
 
     demo = commands.add_parser("demo", help="release, then grade two demo students (reference, blank) offline")

@@ -16,8 +16,11 @@ How it works:
    from a process with torch already imported, ``prewarmed_kernel``) that runs, per student and
    notebook, ``autograde`` then ``generate_feedback`` under a wall-clock limit. A submission that
    hangs or crashes nbgrader gets the process killed and restarted: it costs only its own row.
-4. After each notebook the worker's files are compared with what they were (a notebook that
-   changed them scores 0, and they are put back), and the notebook's scores are read from the
+4. Every kernel runs in a bubblewrap sandbox (``--sandbox bwrap``, the default; ``sandbox``):
+   it sees no course folder, gradebook, submissions or kit checkout, has no network, and the
+   grader code it imports is read-only. With ``--sandbox none`` (trusted submissions only) the
+   worker's files are instead compared after each notebook with what they were (a notebook that
+   changed them scores 0, and they are put back). The notebook's scores are read from the
    gradebook at once. ``OUT/grades.csv`` gets one row per student, notebook and graded cell plus
    a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the feedback (hidden tests cleared).
 5. OUT is written by ``safe_output``: folders opened without following links, every file a new
@@ -46,7 +49,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
+from autograder import build, sandbox as sandboxing
 from autograder.grader_files import (CODE_PACKAGES, FileSnapshot, SharedFileWatch, private_code_copy,
                                      python_startup_files, runtime_env, worker_runtime)
 from autograder.nbgrader_worker import NbgraderWorker, WorkerError
@@ -215,8 +218,11 @@ def worker_env(jobs: int, code: Path, runtime: Path) -> dict:
 
 
 def _grade_and_check_files(nbgrader: NbgraderWorker, submission: Submission, assignment: str, limits: Limits,
-                           grader_files: FileSnapshot, startup_files: SharedFileWatch) -> dict:
-    """:func:`_grade_one`, then put back any grader file the notebook changed (it then scores 0)."""
+                           grader_files: FileSnapshot | None, startup_files: SharedFileWatch | None) -> dict:
+    """:func:`_grade_one`, then put back any grader file the notebook changed (it then scores 0).
+    In a sandbox (``grader_files`` None) a notebook can change none of them: just grade."""
+    if grader_files is None or startup_files is None:
+        return _grade_one(nbgrader, submission, assignment, limits)
     key = (submission.student_id, assignment)
     startup_files.started(key)
     note = _grade_one(nbgrader, submission, assignment, limits)
@@ -241,7 +247,7 @@ def make_template_course(root: Path, assignments) -> Path:
 
 
 def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress: bool = True,
-          limits: Limits | None = None, prewarmed_kernels: bool = True) -> list[Row]:
+          limits: Limits | None = None, prewarmed_kernels: bool = True, sandbox: str = "bwrap") -> list[Row]:
     """Grade every student in ``directory``; write ``out/grades.csv`` and ``out/feedback/``; return the rows.
 
     ``jobs`` workers grade students side by side, each in its own course folder; one student's
@@ -249,7 +255,14 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     pinned to one thread (two kernels fighting over both cores are slower than one each).
     ``prewarmed_kernels``: run each notebook in a kernel forked from a process that has already
     imported torch and the other heavy libraries (``prewarmed_kernel``); False for plain kernels.
+    ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.sandbox``;
+    raises :class:`~autograder.sandbox.SandboxUnavailable` where bwrap cannot run), ``"none"``
+    trusts the submissions (the grader's files are then checked after every notebook instead).
     """
+    if sandbox == "bwrap":
+        sandboxing.require_bwrap()
+    elif sandbox != "none":
+        raise ValueError(f"sandbox must be 'bwrap' or 'none', not {sandbox!r}")
     assignments = list(assignments or build.assignment_ids())
     limits = limits or Limits()
     out = Path(out)
@@ -269,20 +282,22 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         for submission in submissions:
             students.put(submission)
         bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
-        startup_files = SharedFileWatch(python_startup_files())
+        # Without a sandbox, notebooks could change these: checked after every notebook.
+        startup_files = SharedFileWatch(python_startup_files()) if sandbox == "none" else None
         rows: list[Row] = []
 
         def work(worker: int) -> None:
             # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders;
-            # all checked after each notebook.
+            # without a sandbox, all checked after each notebook.
             course = shutil.copytree(template, tmp / f"worker{worker}")
             code = private_code_copy(tmp / f"code{worker}")
             runtime = worker_runtime(tmp / f"runtime{worker}", code)
             env = worker_env(jobs, code, runtime)
-            grader_files = FileSnapshot([code, runtime, course / "source", course / "release",
-                                         course / "nbgrader_config.py"], labels={code: ""})
+            grader_files = None if sandbox == "bwrap" else FileSnapshot(
+                [code, runtime, course / "source", course / "release", course / "nbgrader_config.py"], labels={code: ""})
             with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb, cell_seconds=limits.cell_seconds,
-                                prewarm=prewarmed_kernels, runtime=runtime / "kernels") as nbgrader:
+                                prewarm=prewarmed_kernels, runtime=runtime / "kernels", sandbox=sandbox,
+                                code=code) as nbgrader:
                 while True:
                     try:
                         submission = students.get_nowait()

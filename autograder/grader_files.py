@@ -3,7 +3,9 @@
 A notebook runs as the same user as the grader, so it *can* write files. What it could gain:
 rewrite ``autograder/checks/*.py`` (or drop a ``.pyc`` beside them) so that the notebooks graded
 after it pass, or edit the course's source notebooks that nbgrader restores locked cells from.
-Two defences, used by ``grade``:
+With ``grade --sandbox bwrap`` (the default, ``autograder.sandbox``) a kernel sees the copy
+read-only and nothing else of the grader, so only the first defence is used; with ``--sandbox
+none`` both are, used by ``grade``:
 
 - :func:`private_code_copy`: each grading worker imports the grader code (``autograder``,
   ``solutions``, ``student_src``) from its own temporary copy, not from the kit's checkout;
@@ -20,10 +22,12 @@ import shutil
 import threading
 from pathlib import Path
 
+from autograder.sandbox import SANDBOX_PACKAGES
 from autograder.source_format import REPO_ROOT
 
-#: The packages a grading kernel imports from the grader's code folder.
-CODE_PACKAGES = ("autograder", "solutions", "student_src")
+#: The packages a grading kernel imports from the grader's code folder: exactly what the
+#: sandbox shows it (read-only), one constant in ``autograder.sandbox``.
+CODE_PACKAGES = SANDBOX_PACKAGES
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "figures", "notebooks", "assignments", "templates")
 
 

@@ -5,13 +5,15 @@ work; grading a student's four notebooks with ``autograde`` plus ``generate_feed
 eight times. A worker pays it once and then serves requests through nbgrader's own Python API
 (``nbgrader.apps.NbGraderAPI``), with the course's ``nbgrader_config.py``.
 
-Isolation is unchanged: each notebook still runs in a fresh Jupyter kernel started by nbgrader,
-and the parent can always kill the worker (its own session, killed as a group) and start a new
-one: a notebook that never finishes costs only its own row.
+Isolation: each notebook runs in a fresh Jupyter kernel started by nbgrader, with ``sandbox``
+in a bubblewrap sandbox (``autograder.sandbox``: the zygote and its kernels run in it, ZMQ talks
+over ipc sockets), and the parent can always kill the worker (its own session, killed as a group,
+bwrap with it) and start a new one: a notebook that never finishes costs only its own row.
 
 Server side (this module run as a program)::
 
-    python -m autograder.nbgrader_worker COURSE [--cell-seconds S] [--no-db]
+    python -m autograder.nbgrader_worker COURSE [--cell-seconds S] [--no-db] [--prewarm]
+        [--sandbox-root DIR [--code DIR] [--memory-mb MB]]
 
 reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
 "generate_assignment", "assignment": ID, "student": ID}``, and answers each with one JSON line
@@ -59,17 +61,25 @@ class NbgraderWorker:
     ``env``: environment of the worker and its kernels; ``memory_mb``: address-space cap of both;
     ``cell_seconds``: nbgrader's per-cell timeout; ``no_database``: like ``--no-db``; ``prewarm``:
     run notebooks in kernels forked from a process that has imported torch (``prewarmed_kernel``);
-    ``runtime``: folder for the pre-warmed kernelspec and socket (default ``course/.prewarmed``).
+    ``runtime``: folder for the pre-warmed kernelspec and socket (default ``course/.prewarmed``);
+    ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.sandbox``),
+    importing the grader code from ``code`` (a private copy, never the kit's checkout; made in the
+    sandbox's folder if not given), ``"none"`` runs kernels with the grader's user, files and network.
     The process starts on the first request and after any :meth:`kill`. Use as a context manager
     (or call :meth:`close`) so it never outlives its user.
     """
 
     def __init__(self, course: Path, env: dict | None = None, memory_mb: int | None = None,
                  cell_seconds: int | None = None, no_database: bool = False, prewarm: bool = False,
-                 runtime: Path | None = None):
+                 runtime: Path | None = None, sandbox: str = "none", code: Path | None = None):
+        if sandbox not in ("bwrap", "none"):
+            raise ValueError(f"sandbox must be 'bwrap' or 'none', not {sandbox!r}")
         self.course = Path(course)
         self.env = env
         self.memory_mb = memory_mb
+        self.sandbox = sandbox
+        self.code = code
+        self._sandbox_root: str | None = None
         self.arguments = [str(self.course)]
         if cell_seconds is not None:
             self.arguments += ["--cell-seconds", str(cell_seconds)]
@@ -89,11 +99,26 @@ class NbgraderWorker:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _sandbox_arguments(self) -> list[str]:
+        """A fresh folder for the sandbox's jobs, sockets and connection files (removed by
+        :meth:`kill`), and what the worker needs to build the sandbox."""
+        if self.sandbox == "none":
+            return []
+        base = tempfile.gettempdir()
+        self._sandbox_root = tempfile.mkdtemp(prefix="xai-sb-", dir=base if len(base) < 40 else "/tmp")
+        arguments = ["--sandbox-root", self._sandbox_root]
+        if self.code is not None:
+            arguments += ["--code", str(self.code)]
+        if self.memory_mb:
+            arguments += ["--memory-mb", str(self.memory_mb)]
+        return arguments
+
     def _start(self) -> None:
         self._log = tempfile.TemporaryFile()
         self._buffer = b""
+        arguments = [*self.arguments, *self._sandbox_arguments()]
         self._process = subprocess.Popen(  # -I -B, the code folders explicit (isolated_python)
-            isolated_python.command("autograder.nbgrader_worker", self.arguments, self.env), cwd=self.course,
+            isolated_python.command("autograder.nbgrader_worker", arguments, self.env), cwd=self.course,
             env=isolated_python.environment(self.env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True, preexec_fn=limit_memory(self.memory_mb) if self.memory_mb else None)
@@ -162,6 +187,11 @@ class NbgraderWorker:
             self._process.stdout.close()
             self._log.close()
             self._process = None
+        if self._sandbox_root is not None:
+            import shutil
+
+            shutil.rmtree(self._sandbox_root, ignore_errors=True)
+            self._sandbox_root = None
 
     def close(self) -> None:
         """Ask the worker to stop (end of input), then kill whatever is left."""
@@ -182,6 +212,36 @@ def _start_prewarmed_kernels(runtime: Path, config) -> int:
     zygote = prewarmed_kernel.activate(runtime)
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
     return zygote.pid
+
+
+def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None, prewarm: bool,
+                   runtime: Path, config) -> None:
+    """Run every kernel nbgrader starts in a bubblewrap sandbox (``autograder.sandbox``).
+
+    The zygote runs in bwrap (``prewarm`` False: it imports nothing, so each kernel starts as
+    cold as an ordinary one, still inside). The kernels are in their own network namespace, so
+    jupyter_client talks to them over ZMQ ipc sockets (``KernelManager.transport``) in the
+    sandbox's handoff folder; connection files go to this process's TMPDIR, bound read-only; the
+    guard cell's key file to the handoff folder, where the kernel can delete it. The code the
+    kernels import is ``code`` (a private copy is made if not given) and comes first on PYTHONPATH.
+    """
+    import tempfile
+
+    from autograder import prewarmed_kernel, sandbox
+    from autograder.grader_files import private_code_copy
+
+    layout = sandbox.make_layout(memory_mb, root=sandbox_root)
+    code = Path(code) if code is not None else private_code_copy(Path(layout.root) / "code")
+    paths = [str(code)] + [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                           if entry and entry != str(code)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    os.environ["TMPDIR"] = layout.connections
+    tempfile.tempdir = None  # forget the folder tempfile has already chosen
+    os.environ[sandbox.KEY_DIR_ENV] = layout.handoff
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = layout.ipc_prefix
+    config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
+    prewarmed_kernel.activate(runtime, sandbox_layout=layout, code=code, preimport=prewarm)
 
 
 def _become_subreaper() -> None:
@@ -236,18 +296,24 @@ def _kill_leftovers(keep: set) -> None:
 
 
 def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: bool,
-           runtime: Path | None = None) -> int:
+           runtime: Path | None = None, sandbox_root: Path | None = None, code: Path | None = None,
+           memory_mb: int | None = None) -> int:
+    """Serve requests. Without a sandbox, this process is a subreaper and kills whatever a
+    notebook left running after each request; in one, the zygote does that inside it."""
+    from traitlets.config import Config
+
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # from here on, print() and library chatter go to stderr
     os.chdir(course)
-    _become_subreaper()
-    keep: set = set()
-    config_for_prewarm = None
-    if prewarm:  # start the zygote first: it imports torch while we import nbgrader
-        from traitlets.config import Config
-
-        config_for_prewarm = Config()
-        keep.add(_start_prewarmed_kernels(runtime or course / ".prewarmed", config_for_prewarm))
+    keep: set | None = None
+    config_for_prewarm = Config()
+    runtime = runtime or course / ".prewarmed"
+    # Start the zygote first: it imports torch while we import nbgrader.
+    if sandbox_root is not None:
+        _start_sandbox(sandbox_root, code, memory_mb, prewarm, runtime, config_for_prewarm)
+    else:
+        _become_subreaper()
+        keep = {_start_prewarmed_kernels(runtime, config_for_prewarm)} if prewarm else set()
     from nbgrader.apps import NbGraderAPI
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -258,8 +324,7 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
     if no_database:
         config.SaveCells.enabled = False
         config.GenerateAssignment.no_database = True
-    if config_for_prewarm is not None:
-        config.merge(config_for_prewarm)
+    config.merge(config_for_prewarm)
     api = NbGraderAPI(config=config)
     for line in sys.stdin:
         request = json.loads(line)
@@ -272,7 +337,8 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
             result = api.generate_feedback(assignment, student, force=True)
         else:
             result = {"success": False, "error": f"unknown command {command!r}"}
-        _kill_leftovers(keep)
+        if keep is not None:
+            _kill_leftovers(keep)
         answers.write(json.dumps(result) + "\n")
     return 0
 
@@ -284,8 +350,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-db", action="store_true")
     parser.add_argument("--prewarm", action="store_true", help="run notebooks in pre-warmed kernels")
     parser.add_argument("--runtime", type=Path, help="folder for the pre-warmed kernelspec and socket")
+    parser.add_argument("--sandbox-root", type=Path, help="run kernels in a bubblewrap sandbox kept here")
+    parser.add_argument("--code", type=Path, help="the private code copy the sandboxed kernels import")
+    parser.add_argument("--memory-mb", type=int, help="address-space limit of each sandboxed kernel")
     args = parser.parse_args(argv)
-    return _serve(args.course.resolve(), args.cell_seconds, args.no_db, args.prewarm, args.runtime)
+    return _serve(args.course.resolve(), args.cell_seconds, args.no_db, args.prewarm, args.runtime,
+                  args.sandbox_root, args.code, args.memory_mb)
 
 
 if __name__ == "__main__":

@@ -91,39 +91,60 @@ def _plain_kernel(arguments: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *arguments])
 
 
+def _sandbox_layout():
+    """The sandbox the zygote runs in (``sandbox.SANDBOX_ENV``), or None when there is none."""
+    if not os.environ.get("XAI_KIT_SANDBOX"):
+        return None
+    from autograder import sandbox  # found through PYTHONPATH (the worker's code copy)
+
+    return sandbox.SandboxLayout.from_env()
+
+
 def launch(arguments: list[str]) -> int:
-    """The kernelspec's program: have the zygote fork a kernel, stand in for it until it exits."""
+    """The kernelspec's program: have the zygote fork a kernel, stand in for it until it exits.
+
+    Signals (SIGINT: interrupt; SIGTERM) are passed on as messages to the zygote, which sends
+    them to the kernel: the launcher may not even see the kernel's process (a sandbox's own PID
+    namespace). In a sandbox the kernel works in a private copy of this folder's files, and there
+    is no falling back to an ordinary kernel outside it."""
     address = os.environ.get(ZYGOTE_ENV)
+    layout = _sandbox_layout()
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         if not address:
             raise OSError("no zygote")
         connection.connect(address)
+        cwd = os.getcwd()
+        if layout is not None:
+            from autograder import sandbox
+
+            cwd = sandbox.private_working_folder(cwd, layout)
         # sys.path as `python -m ipykernel_launcher` leaves it: PYTHONPATH and the site folders
         # (main() has already dropped this script's folder; IPython adds '' for the working folder).
         sys_path = list(sys.path)
-        request = {"argv": arguments, "env": dict(os.environ), "cwd": os.getcwd(), "sys_path": sys_path}
+        request = {"argv": arguments, "env": dict(os.environ), "cwd": cwd, "sys_path": sys_path}
         _send(connection, request, fds=[0, 1, 2])
         buffer = bytearray()
         started = _receive_line(connection, buffer)
         if started is None:
             raise OSError("the zygote closed the connection")
-    except OSError:
+    except OSError as error:
         connection.close()
+        if layout is not None:
+            print(f"no sandboxed kernel: the zygote at {address} is not reachable ({error})", file=sys.stderr)
+            return 1
         _plain_kernel(arguments)  # does not return
-    child = started["pid"]
 
     def forward(signum, frame):
         try:
-            os.kill(child, signum)
-        except ProcessLookupError:
+            _send(connection, {"signal": signum})
+        except OSError:
             pass
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     finished = _receive_line(connection, buffer)
-    if finished is None:  # the zygote died: take the child down with it
-        forward(signal.SIGKILL, None)
+    if finished is None:  # the zygote died; the kernel notices when this process exits
         return 1
     return int(finished["exit_code"])
 
@@ -132,15 +153,41 @@ def launch(arguments: list[str]) -> int:
 # Zygote side
 
 
-def _child(connection: socket.socket, request: dict, fds: list[int]) -> None:
-    """In the forked child: become the kernel the launcher asked for. Never returns."""
+def _watch_launcher(connection: socket.socket) -> None:
+    """Exit when the launcher's end of ``connection`` closes (nobody can reach this kernel any
+    more). Waits for the hang-up only (POLLRDHUP), never reads: the signal messages the launcher
+    sends on it are for the zygote."""
+    import select
+
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLRDHUP)
+    while True:
+        try:
+            if any(events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL)
+                   for _, events in poller.poll()):
+                os._exit(1)
+        except InterruptedError:
+            continue
+
+
+def _child(connection: socket.socket, request: dict, fds: list[int], layout=None) -> None:
+    """In the forked child: become the kernel the launcher asked for. Never returns.
+
+    ``layout``: the sandbox (``sandbox.SandboxLayout``) the zygote runs in: the kernel then gets
+    only the allow-listed environment, and its resource limits, before any student code."""
     code = 1
     try:
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
             os.close(fd)
+        environment = dict(request["env"])
+        if layout is not None:
+            from autograder import sandbox
+
+            environment = sandbox.kernel_environment(environment)
+            sandbox.apply_kernel_limits(layout.memory_mb)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(environment)
         os.chdir(request["cwd"])
         sys.path[:] = [entry for entry in request["sys_path"] if entry != ""]
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -149,17 +196,13 @@ def _child(connection: socket.socket, request: dict, fds: list[int]) -> None:
 
         import threading
 
-        def watch_launcher():
-            try:
-                while connection.recv(4096):
-                    pass
-            except OSError:
-                pass
-            os._exit(1)  # the launcher is gone: nobody can reach this kernel any more
-
-        threading.Thread(target=watch_launcher, name="launcher-watchdog", daemon=True).start()
+        threading.Thread(target=_watch_launcher, args=(connection,), name="launcher-watchdog", daemon=True).start()
         arguments = list(request["argv"])
-        if request["env"].get("JPY_PARENT_PID", "").isdigit():
+        if layout is not None:
+            # The launcher's pid means nothing in the sandbox's PID namespace: no parent poller
+            # (1 means none); the watchdog above ends the kernel when the launcher goes.
+            arguments.append("--IPKernelApp.parent_handle=1")
+        elif request["env"].get("JPY_PARENT_PID", "").isdigit():
             # IPKernelApp read JPY_PARENT_PID when the zygote imported it; give it the launcher's.
             arguments.append(f"--IPKernelApp.parent_handle={request['env']['JPY_PARENT_PID']}")
         sys.argv = [sys.argv[0], *arguments]
@@ -179,121 +222,215 @@ def _child(connection: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(code)
 
 
-def _accept(listener: socket.socket, selector: selectors.BaseSelector, children: dict) -> None:
-    connection, _ = listener.accept()
-    payload, ancillary, _, _ = connection.recvmsg(1 << 20, socket.CMSG_SPACE(3 * array.array("i").itemsize))
-    fds = array.array("i")
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    buffer = bytearray(payload)
-    request = _receive_line(connection, buffer)
-    if request is None or len(fds) != 3:
+class Zygote:
+    """The serving loop's state: the listener, the kernels running (``{pid: launcher connection}``)
+    and, in a sandbox, its layout (``sandbox.SandboxLayout``): then only one kernel runs at a
+    time, and before each fork and after each kernel every other process is killed and the
+    private folders are emptied (``sandbox.reset_between_kernels``)."""
+
+    def __init__(self, listener: socket.socket, layout=None):
+        self.listener = listener
+        self.layout = layout
+        self.children: dict = {}
+        self.buffers: dict = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, selectors.EVENT_READ)
+
+    def _forget(self, pid: int, exit_code: int | None = None) -> None:
+        connection = self.children.pop(pid, None)
+        self.buffers.pop(pid, None)
+        if connection is None:
+            return
+        if exit_code is not None:
+            try:
+                _send(connection, {"exit_code": exit_code})
+            except OSError:
+                pass
+        self.selector.unregister(connection)
         connection.close()
+
+    def _reset_sandbox(self, keep_job: str | None = None) -> None:
+        if self.layout is None:
+            return
+        from autograder import sandbox
+
+        for pid in list(self.children):  # one kernel at a time: a new request ends the old one
+            self._forget(pid, exit_code=-signal.SIGKILL)
+        sandbox.reset_between_kernels(self.layout, keep_job)
+
+    def _job_folder(self, request: dict) -> str | None:
+        """In a sandbox, the request's working folder must be one of the jobs folder's own."""
+        if self.layout is None:
+            return None
+        cwd = os.path.realpath(request.get("cwd", ""))
+        if os.path.dirname(cwd) != os.path.realpath(self.layout.jobs) or not os.path.isdir(cwd):
+            raise ValueError(f"working folder {cwd!r} is not in the sandbox's jobs folder")
+        return cwd
+
+    def accept(self) -> None:
+        connection, _ = self.listener.accept()
+        payload, ancillary, _, _ = connection.recvmsg(1 << 20, socket.CMSG_SPACE(3 * array.array("i").itemsize))
+        fds = array.array("i")
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        buffer = bytearray(payload)
+        request = _receive_line(connection, buffer)
+        try:
+            if request is None or len(fds) != 3:
+                raise ValueError("a request needs a JSON line and three file descriptors")
+            self._reset_sandbox(keep_job=self._job_folder(request))
+        except (ValueError, OSError) as error:
+            print(f"zygote: refused a request: {error}", file=sys.stderr)
+            connection.close()
+            for fd in fds:
+                os.close(fd)
+            return
+        pid = os.fork()
+        if pid == 0:  # the child keeps only its own connection and the launcher's stdio
+            self.selector.close()
+            self.listener.close()
+            for other in self.children.values():
+                other.close()
+            _child(connection, request, list(fds), self.layout)
         for fd in fds:
             os.close(fd)
-        return
-    pid = os.fork()
-    if pid == 0:  # the child keeps only its own connection and the launcher's stdio
-        selector.close()
-        listener.close()
-        for other in children.values():
-            other.close()
-        _child(connection, request, list(fds))
-    for fd in fds:
-        os.close(fd)
-    children[pid] = connection
-    _send(connection, {"pid": pid})
-    selector.register(connection, selectors.EVENT_READ, data=pid)
+        self.children[pid] = connection
+        self.buffers[pid] = bytearray()
+        _send(connection, {"pid": pid})
+        self.selector.register(connection, selectors.EVENT_READ, data=pid)
 
-
-def _launcher_gone(selector: selectors.BaseSelector, connection: socket.socket, pid: int, children: dict) -> None:
-    """A launcher closed its connection (it was killed: a kernel restart or shutdown). Kill its
-    kernel *and wait until it is gone* before serving the next request: a restarted kernel reuses
-    the same ports, which the old one must have released."""
-    try:
-        if connection.recv(4096):
-            return  # launchers send nothing after their request; ignore it
-    except OSError:
-        pass
-    selector.unregister(connection)
-    connection.close()
-    if children.pop(pid, None) is not None:
+    def launcher_message(self, connection: socket.socket, pid: int) -> None:
+        """A launcher sent a signal to pass on (SIGINT: interrupt, SIGTERM), or closed its
+        connection (it was killed: a kernel restart or shutdown). Then kill its kernel *and wait
+        until it is gone* before serving the next request: a restarted kernel reuses the same
+        ports (or ipc socket paths), which the old one must have released."""
+        try:
+            chunk = connection.recv(4096)
+        except OSError:
+            chunk = b""
+        if chunk:
+            buffer = self.buffers.setdefault(pid, bytearray())
+            buffer += chunk
+            while b"\n" in buffer:
+                line, _, rest = bytes(buffer).partition(b"\n")
+                buffer[:] = rest
+                try:
+                    signum = int(json.loads(line).get("signal", 0))
+                except (ValueError, AttributeError):
+                    continue
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    try:
+                        os.kill(pid, signum)
+                    except ProcessLookupError:
+                        pass
+            return
+        self._forget(pid)
         try:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+        self._reset_sandbox()
 
-
-def _reap(selector: selectors.BaseSelector, children: dict) -> None:
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        connection = children.pop(pid, None)
-        if connection is not None:
+    def reap(self) -> None:
+        """Tell the launchers of kernels that exited their exit codes; in a sandbox, clean up."""
+        while True:
             try:
-                _send(connection, {"exit_code": os.waitstatus_to_exitcode(status)})
-            except OSError:
-                pass
-            selector.unregister(connection)
-            connection.close()
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.children:
+                self._forget(pid, exit_code=os.waitstatus_to_exitcode(status))
+                self._reset_sandbox()
+
+    def run(self, parent: int) -> None:
+        while os.getppid() == parent:  # whoever started us (the nbgrader worker, or bwrap) is still there
+            events = self.selector.select(timeout=0.2)
+            for key, _ in events:  # first the launchers' messages, then new requests
+                if key.fileobj is not self.listener and key.data in self.children:
+                    self.launcher_message(key.fileobj, key.data)
+            if any(key.fileobj is self.listener for key, _ in events):
+                self.accept()
+            self.reap()
 
 
-def serve(address: str) -> int:
-    """The zygote: listen at ``address`` at once, import the heavy libraries, then fork kernels."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(16)  # launchers may connect now; they wait while we import
-    parent = os.getppid()
-    backend_was_set = "MPLBACKEND" in os.environ
-    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+def _preimport() -> None:
+    """Import what every notebook imports, with the inline backend a kernel would set."""
     import importlib
 
+    backend_was_set = "MPLBACKEND" in os.environ
+    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     for name in PREIMPORTS:
         importlib.import_module(name)
     if not backend_was_set:
         del os.environ["MPLBACKEND"]
-    children: dict = {}
-    with selectors.DefaultSelector() as selector:
-        selector.register(listener, selectors.EVENT_READ)
-        while os.getppid() == parent:  # the nbgrader worker that started us is still there
-            events = selector.select(timeout=0.2)
-            for key, _ in events:  # first the launchers that are gone, then new requests
-                if key.fileobj is not listener:
-                    _launcher_gone(selector, key.fileobj, key.data, children)
-            if any(key.fileobj is listener for key, _ in events):
-                _accept(listener, selector, children)
-            _reap(selector, children)
+
+
+def serve(listen_fd: int, preimport: bool = True) -> int:
+    """The zygote: serve the listening Unix socket ``listen_fd`` (launchers may already be
+    waiting on it), import the heavy libraries (unless ``preimport`` is False: kernels then start
+    as cold as ordinary ones), then fork kernels. In a sandbox (``sandbox.SANDBOX_ENV``), first
+    make this process undumpable and give it an empty HOME."""
+    listener = socket.socket(fileno=listen_fd)
+    parent = os.getppid()
+    layout = None
+    if os.environ.get("XAI_KIT_SANDBOX"):
+        from autograder import sandbox
+
+        layout = sandbox.SandboxLayout.from_env()
+        del os.environ[sandbox.SANDBOX_ENV]
+        sandbox.make_undumpable()
+        sandbox.reset_between_kernels(layout, keep_job=None)
+    if preimport:
+        _preimport()
+    Zygote(listener, layout).run(parent)
     return 0
 
 
-def start_zygote(address: str, env: dict | None = None, wait_seconds: float = 60):
+def listening_socket(address: str) -> socket.socket:
+    """A Unix socket listening at ``address``, inheritable (it is the zygote's listener)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(16)  # launchers may connect now; they wait while the zygote imports
+    listener.set_inheritable(True)
+    return listener
+
+
+def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, code: Path | None = None,
+                 preimport: bool = True):
     """Start a zygote listening at ``address`` (same session and process group as the caller).
 
-    Returns once the zygote listens (it binds its socket before importing anything), so that a
-    kernel started right after is forked, not started plain; after ``wait_seconds`` without a
-    socket, or if the zygote died, kernels simply start plain.
+    The socket listens before this returns (this process binds it and hands it over), so a
+    kernel started right after is forked, not started plain. ``sandbox_layout`` (with ``code``,
+    the private code copy the zygote runs from): run the zygote in bwrap (``sandbox``); the
+    socket itself stays outside, only its open descriptor goes in.
     """
     import subprocess
-    import time
 
-    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", address],
-                               env=env, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + wait_seconds
-    while not Path(address).exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return process
+    listener = listening_socket(address)
+    script = Path(code) / "autograder" / "prewarmed_kernel.py" if code else Path(__file__).resolve()
+    program = [sys.executable, str(script), "serve", "--listen-fd", str(listener.fileno())]
+    if not preimport:
+        program.append("--no-preimport")
+    if sandbox_layout is not None:
+        from autograder import sandbox
+
+        program = sandbox.bwrap_command(program, sandbox_layout, code, dict(os.environ if env is None else env))
+    try:
+        return subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL, pass_fds=[listener.fileno()])
+    finally:
+        listener.close()
 
 
-def activate(runtime: Path):
+def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preimport: bool = True):
     """In this process: make the ``xai-prewarmed`` kernelspec visible (``JUPYTER_PATH``), start a
     zygote with this process's environment and point kernels at it; return the zygote's Popen.
-    ``runtime`` holds the kernelspec (kept if already there) and the socket."""
+    ``runtime`` holds the kernelspec (kept if already there) and the socket. ``sandbox_layout``,
+    ``code``, ``preimport``: see :func:`start_zygote`; in a sandbox the launchers learn the
+    layout from ``sandbox.SANDBOX_ENV``."""
     import tempfile
 
     runtime = Path(runtime)
@@ -306,18 +443,23 @@ def activate(runtime: Path):
     address = runtime / f"zygote-{os.getpid()}.sock"
     address.unlink(missing_ok=True)
     os.environ[ZYGOTE_ENV] = str(address)
-    return start_zygote(str(address))
+    if sandbox_layout is not None:
+        from autograder import sandbox
+
+        os.environ[sandbox.SANDBOX_ENV] = sandbox_layout.to_env()
+    return start_zygote(str(address), sandbox_layout=sandbox_layout, code=code, preimport=preimport)
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
         del sys.path[0]  # run as a script: autograder/'s modules must not become top-level names
-    if argv[:1] == ["serve"] and len(argv) == 2:
-        return serve(argv[1])
+    if argv[:2] == ["serve", "--listen-fd"] and len(argv) >= 3:
+        return serve(int(argv[2]), preimport="--no-preimport" not in argv[3:])
     if argv[:1] == ["launch"]:
         return launch(argv[1:])
-    print("usage: python -m autograder.prewarmed_kernel serve SOCKET | launch -f CONNECTION_FILE", file=sys.stderr)
+    print("usage: python -m autograder.prewarmed_kernel serve --listen-fd FD [--no-preimport] | "
+          "launch -f CONNECTION_FILE", file=sys.stderr)
     return 2
 
 

@@ -94,10 +94,12 @@ def hand_in(path: Path, notebook) -> None:
         nbformat.write(notebook, path)
 
 
-def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, limits=None, extra_files=None) -> dict:
+def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, limits=None, extra_files=None,
+                 sandbox: str = "bwrap") -> dict:
     """Grade ``{student_id: notebook or bytes}``; return ``{student_id: {item: Row}}``.
 
-    ``extra_files`` maps a student to ``{relative path: text}`` handed in beside the notebook.
+    ``extra_files`` maps a student to ``{relative path: text}`` handed in beside the notebook;
+    ``sandbox``: as ``grade``'s.
     """
     submissions = root / "submissions"
     for student_id, notebook in students.items():
@@ -107,7 +109,8 @@ def grade_cohort(root: Path, assignment: str, students: dict, jobs: int = 2, lim
             path = submissions / student_id / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-    rows = grade(submissions, root / "out", jobs=jobs, assignments=[assignment], progress=False, limits=limits)
+    rows = grade(submissions, root / "out", jobs=jobs, assignments=[assignment], progress=False, limits=limits,
+                 sandbox=sandbox)
     table: dict = {}
     for row in rows:
         table.setdefault(row.student_id, {})[row.item] = row

@@ -1,62 +1,39 @@
-"""Kernels forked from the pre-warmed zygote behave like ordinary kernels, and share nothing."""
+"""Kernels forked from the pre-warmed zygote behave like ordinary kernels, and share nothing.
+The zygote runs in the bubblewrap sandbox, as grading runs it (tests/test_sandbox.py: what the
+sandbox keeps out)."""
 
+import json
 import os
 import signal
 import sys
 import time
+from functools import partial
+from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
 
-from autograder import prewarmed_kernel
-from tests.processes import alive
+from autograder import prewarmed_kernel, sandbox
+from tests.kernels import Kernel as AnyKernel
+from tests.kernels import sandboxed_zygote
+from tests.processes import alive, outside_pid
 
 
 @pytest.fixture(scope="module")
 def zygote(tmp_path_factory):
-    """A running zygote and the kernelspec pointing at it (environment variables set, then restored)."""
-    root = tmp_path_factory.mktemp("zygote")
-    prewarmed_kernel.install_kernelspec(root / "jupyter")
-    address = str(root / "z.sock")
-    saved = {name: os.environ.get(name) for name in ("JUPYTER_PATH", prewarmed_kernel.ZYGOTE_ENV)}
-    os.environ["JUPYTER_PATH"] = str(root / "jupyter")
-    os.environ[prewarmed_kernel.ZYGOTE_ENV] = address
-    process = prewarmed_kernel.start_zygote(address)
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """A running sandboxed zygote and the kernelspec pointing at it (environment variables set,
+    then restored); yields ``(Popen of bwrap, layout)``."""
+    with sandboxed_zygote(tmp_path_factory.mktemp("zygote")) as (process, layout, _):
+        yield process, layout
 
 
-class Kernel:
-    """A started kernel and a blocking client; ``run(code)`` returns (stdout text, error name, outputs)."""
-
-    def __init__(self, cwd=None, env=None):
-        self.manager = KernelManager(kernel_name=prewarmed_kernel.KERNEL_NAME)
-        self.manager.start_kernel(cwd=cwd, env={**os.environ, **(env or {})})
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=120)
-
-    def run(self, code, timeout=60):
-        outputs = []
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=outputs.append)
-        text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
-        return text, reply["content"].get("ename"), outputs
-
-    def close(self):
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+@pytest.fixture(scope="module")
+def Kernel(zygote):
+    """Kernels of the sandboxed zygote."""
+    return partial(AnyKernel, layout=zygote[1])
 
 
 @pytest.fixture
-def kernel(zygote):
+def kernel(Kernel):
     started = Kernel()
     yield started
     started.close()
@@ -69,29 +46,38 @@ def test_the_kernel_is_pre_warmed_and_runs_code(kernel):
     assert text.split() == ["True", "True", "6.0"]
 
 
-def test_kernels_share_no_state(zygote):
-    first, second = Kernel(), Kernel()
+def test_kernels_share_no_state(Kernel):
+    # One kernel at a time in a sandbox (starting one ends the other): one after the other.
+    first = Kernel()
     try:
-        first.run("import torch, os\ntorch.allclose = lambda *a, **k: True\nsecret = 42\nprint(os.getpid())")
+        first.run("import torch, os\ntorch.allclose = lambda *a, **k: True\nsecret = 42")
         text, error, _ = first.run("print(torch.allclose(torch.zeros(1), torch.ones(1)), secret)")
         assert (text.strip(), error) == ("True 42", None)
+        first_pid = first.run("import os\nprint(os.getpid())")[0]
+    finally:
+        first.close()
+    second = Kernel()
+    try:
         text, error, _ = second.run("import torch\nprint(torch.allclose(torch.zeros(1), torch.ones(1)))")
         assert (text.strip(), error) == ("False", None)
         assert second.run("secret")[1] == "NameError"
-        pids = first.run("import os\nprint(os.getpid())")[0], second.run("import os\nprint(os.getpid())")[0]
-        assert pids[0] != pids[1] and str(os.getpid()) not in pids
+        assert second.run("import os\nprint(os.getpid())")[0] != first_pid
     finally:
-        first.close()
         second.close()
 
 
-def test_the_kernel_gets_the_launchers_environment_and_folder(zygote, tmp_path):
+def test_the_kernel_gets_the_allowed_environment_and_a_copy_of_its_folder(Kernel, zygote, tmp_path):
+    (tmp_path / "data.txt").write_text("beside the notebook")
+    (tmp_path / "link.txt").symlink_to("/etc/hostname")
     started = Kernel(cwd=str(tmp_path), env={"XAI_TEST_VALUE": "from-the-launcher", "NBGRADER_EXECUTION": "autograde"})
     try:
-        text, error, _ = started.run("import os\nprint(os.environ['XAI_TEST_VALUE'], os.environ['NBGRADER_EXECUTION'])\n"
-                                     "print(os.getcwd())")
+        text, error, _ = started.run("import json, os\nprint(json.dumps([os.environ.get('XAI_TEST_VALUE'), "
+                                     "os.environ['NBGRADER_EXECUTION'], os.getcwd(), sorted(os.listdir()), "
+                                     "open('data.txt').read()]))")
         assert error is None
-        assert text.split() == ["from-the-launcher", "autograde", str(tmp_path)]
+        not_allowed, execution, cwd, files, data = json.loads(text)
+        assert (not_allowed, execution, data) == (None, "autograde", "beside the notebook")
+        assert Path(cwd).parent == Path(zygote[1].jobs) and "data.txt" in files and "link.txt" not in files
     finally:
         started.close()
 
@@ -99,7 +85,7 @@ def test_the_kernel_gets_the_launchers_environment_and_folder(zygote, tmp_path):
 def test_an_interrupt_stops_the_running_cell(kernel, tmp_path):
     # Interrupt only once the cell is in its sleep (it writes a file just before): two seconds of
     # waiting were not always enough under load.
-    running = tmp_path / "running"
+    running = Path(kernel.run("import os\nprint(os.getcwd())")[0].strip()) / "running"  # seen outside too
     # stop_on_error=False: otherwise ipykernel 7 aborts the next request too when it races the
     # shell thread's end-of-abort message (seen 4 times in 8 under load), which is not the kernel dying.
     request = kernel.client.execute(f"import pathlib, time\npathlib.Path({str(running)!r}).touch()\ntime.sleep(60)",
@@ -126,10 +112,10 @@ def test_figures_use_the_inline_backend(kernel):
 
 
 
-def test_a_killed_launcher_takes_its_kernel_with_it(kernel):
-    child = int(kernel.run("import os\nprint(os.getpid())")[0])
+def test_a_killed_launcher_takes_its_kernel_with_it(kernel, zygote):
+    child = outside_pid(int(kernel.run("import os\nprint(os.getpid())")[0]), below=zygote[0].pid)
     launcher = kernel.manager.provisioner.process.pid
-    assert child != launcher and alive(child)
+    assert child is not None and child != launcher and alive(child)
     os.kill(launcher, signal.SIGKILL)
     deadline = time.monotonic() + 15
     while alive(child) and time.monotonic() < deadline:
@@ -141,7 +127,8 @@ def test_without_a_zygote_the_launcher_is_an_ordinary_kernel(tmp_path, monkeypat
     prewarmed_kernel.install_kernelspec(tmp_path / "jupyter")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.delenv(prewarmed_kernel.ZYGOTE_ENV, raising=False)
-    started = Kernel()
+    monkeypatch.delenv(sandbox.SANDBOX_ENV, raising=False)
+    started = AnyKernel()
     try:
         text, error, _ = started.run("import sys\nprint('torch' in sys.modules, sys.executable)")
         assert error is None
@@ -150,9 +137,9 @@ def test_without_a_zygote_the_launcher_is_an_ordinary_kernel(tmp_path, monkeypat
         started.close()
 
 
-def test_sys_path_is_that_of_an_ordinary_kernel(zygote, tmp_path, monkeypatch):
-    """Same working folder and PYTHONPATH: the forked kernel imports from exactly where a plain one
-    would (the grader's hidden checks are found through PYTHONPATH)."""
+def test_sys_path_is_that_of_an_ordinary_kernel(Kernel, tmp_path, monkeypatch):
+    """Same PYTHONPATH: the forked kernel imports from exactly where a plain one would (the
+    grader's hidden checks are found through PYTHONPATH)."""
     extra = tmp_path / "on_pythonpath"
     extra.mkdir()
     env = {"PYTHONPATH": os.pathsep.join([str(extra), os.environ.get("PYTHONPATH", "")])}
@@ -163,7 +150,8 @@ def test_sys_path_is_that_of_an_ordinary_kernel(zygote, tmp_path, monkeypatch):
     finally:
         forked.close()
     monkeypatch.delenv(prewarmed_kernel.ZYGOTE_ENV)
-    plain = Kernel(cwd=str(tmp_path), env=env)
+    monkeypatch.delenv(sandbox.SANDBOX_ENV)
+    plain = AnyKernel(cwd=str(tmp_path), env=env)
     try:
         plain_path = plain.run(show)[0].strip()
     finally:

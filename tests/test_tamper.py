@@ -302,7 +302,9 @@ def rewriting_cohort(tmp_path_factory, standin_assets_module):
                 "c_plants_startup": harness.with_code(solved, "top_channels", PLANT_STARTUP, prepend=False),
                 "d_wrong_top_channels": wrong}
     limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
-    table = harness.grade_cohort(root, A, students, jobs=1, limits=limits)
+    # The defences of --sandbox none (file snapshots, leftover killing); tests/test_sandbox.py
+    # shows that in the sandbox these attacks cannot even write.
+    table = harness.grade_cohort(root, A, students, jobs=1, limits=limits, sandbox="none")
     return table, root
 
 

@@ -1,0 +1,398 @@
+"""The sandbox every graded notebook runs in: bubblewrap (``bwrap``) namespaces around the zygote.
+
+What runs inside: the pre-warmed zygote (``prewarmed_kernel serve``) and every kernel it forks,
+so the libraries are imported once per worker and a kernel still costs a ``fork()``. What stays
+outside: nbgrader, the gradebook, the launcher that jupyter_client starts, the rest of the grader.
+
+The boundary, namespace by namespace (``bwrap --unshare-all``):
+
+- **mount**: the sandbox sees only what is bound into it: read-only ``/usr`` (and the ``/bin``,
+  ``/lib``, ``/lib64`` links of a merged-usr system), the Python installation (``sys.base_prefix``)
+  and the virtual environment (``sys.prefix``) at their own paths, a handful of files of ``/etc``
+  (:data:`ETC_FILES`, plus a one-line ``passwd`` and ``group`` for the sandbox's user), a fresh
+  ``/dev`` and ``/proc``, a private size-capped ``/tmp`` and ``HOME`` (tmpfs), the worker's private
+  copy of the grader code (:data:`SANDBOX_PACKAGES`, read-only), the data folder (read-only), and
+  the folders of :class:`SandboxLayout` that the Jupyter protocol needs; the root itself is
+  remounted read-only, so nothing new appears beside them. Not visible: the
+  instructor's home, the kit's checkout, the course folder and its gradebook, the submissions, the
+  output folder, other workers' folders, the IPython/Jupyter configuration of the grader.
+- **network**: an own network namespace with only a loopback device: no TCP/UDP to anything,
+  including the grader's ``127.0.0.1``. Kernels talk ZMQ over Unix sockets (``ipc`` transport)
+  in :attr:`SandboxLayout.handoff`, reachable from outside because it is a bind mount.
+- **PID**: the sandbox's processes see only each other (bwrap's own PID 1 reaps orphans). The
+  zygote kills every other process in it before each fork and after each kernel (see
+  :func:`reset_between_kernels`): nothing a notebook starts in the background reaches the next one.
+- **IPC, UTS**: own System V IPC objects and host name.
+- **user**: the processes run as uid/gid 1000 with no capabilities (``--cap-drop ALL``) and may
+  not create further user namespaces (``--disable-userns``). Outside, that uid is the grader's
+  own: *when the grader runs as root, uid 1000 inside is root outside*, so the boundary is then
+  the mount, PID and network namespaces alone (a kernel exploit or a leaked file descriptor would
+  act as root). Run the grader as an ordinary user.
+- ``--new-session``: no terminal to push keystrokes into (``TIOCSTI``); ``--die-with-parent``:
+  when the nbgrader worker dies (a notebook over its wall-clock limit: ``grade`` kills the
+  worker's process group), bwrap and everything inside die with it.
+
+Limits set in each forked kernel before student code (:func:`apply_kernel_limits`): address
+space, largest file, open files, no core files, and a process count that Linux enforces only when
+the grader is not root (``RLIMIT_NPROC`` is never enforced for a uid that is root outside; the PID
+namespace sweep is what stops leftovers then). CPU time is bounded only by the cell and notebook
+wall-clock limits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: The code packages a kernel can import (the worker's private copy, read-only). Becomes
+#: ("student_src",) plus a small client module once the hidden checks run outside the kernel.
+SANDBOX_PACKAGES = ("autograder", "solutions", "student_src")
+#: Environment variable with the sandbox's :class:`SandboxLayout` (JSON): set for the launcher
+#: (outside) and the zygote (inside), never for a kernel.
+SANDBOX_ENV = "XAI_KIT_SANDBOX"
+#: Unix socket of the trusted hidden-check process, if one runs: its folder is bound read-only.
+CHECK_SOCKET_ENV = "XAI_CHECK_SOCKET"
+#: Where nbgrader's guard cell writes the notebook's signing key (a folder the kernel can reach).
+KEY_DIR_ENV = "XAI_KIT_KEY_DIR"
+UID = GID = 1000
+HOME = "/home/grader"
+#: Config folders a kernel would otherwise read from HOME; recreated empty for every kernel.
+HOME_FOLDERS = {"IPYTHONDIR": ".ipython", "JUPYTER_CONFIG_DIR": ".jupyter", "JUPYTER_DATA_DIR": ".local/share/jupyter",
+                "MPLCONFIGDIR": ".config/matplotlib"}
+TMP_BYTES = 1 << 30
+HOME_BYTES = 256 << 20
+LARGEST_FILE_BYTES = 256 << 20
+OPEN_FILES = 1024
+PROCESSES = 512
+#: System folders bound read-only (or recreated as the same symlink, on a merged-usr system).
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
+#: The only files of /etc a kernel needs: the dynamic linker's cache (libraries in
+#: /usr/lib/<arch>), fontconfig's configuration (matplotlib runs fc-list) and the time zone.
+ETC_FILES = ("/etc/ld.so.cache", "/etc/fonts", "/etc/localtime")
+#: Variables a kernel inherits from the launcher's environment; everything else is dropped.
+KERNEL_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                      "OPENBLAS_NUM_THREADS", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS",
+                      "TQDM_DISABLE", "XAI_KIT_DATA_DIR", "XAI_KIT_STANDIN", CHECK_SOCKET_ENV,
+                      "JUPYTER_RUNTIME_DIR")
+MISSING_MESSAGE = ("grading runs every notebook in a bubblewrap sandbox, and bwrap {problem}.\n"
+                   "Install it (Debian/Ubuntu package bubblewrap: apt install bubblewrap; Fedora: dnf install "
+                   "bubblewrap) on a Linux machine that allows unprivileged user namespaces, or grade with "
+                   "--sandbox none if you trust every submission.")
+NONE_WARNING = ("warning: --sandbox none: notebooks run with the grader's user, files and network; "
+                "only do this for submissions you trust")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bwrap is missing or cannot create namespaces here; the message says what to install."""
+
+
+@dataclass
+class SandboxLayout:
+    """The folders of one worker's sandbox, at the same path inside and outside.
+
+    ``jobs`` (writable inside): one fresh working folder per kernel, a copy of the files of the
+    folder nbgrader runs it in. ``handoff`` (writable inside): the kernel's ZMQ ipc sockets and the
+    signing-key file the guard cell reads and deletes. ``connections`` (read-only inside): the
+    connection files jupyter_client writes (the worker's TMPDIR). ``etc``: the sandbox's
+    ``passwd`` and ``group``. ``memory_mb``: the kernels' address-space limit.
+    """
+
+    root: str
+    jobs: str
+    handoff: str
+    connections: str
+    etc: str
+    memory_mb: int | None = None
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> SandboxLayout | None:
+        value = environ.get(SANDBOX_ENV)
+        return cls(**json.loads(value)) if value else None
+
+    @property
+    def ipc_prefix(self) -> str:
+        """``KernelManager.ip`` for the ipc transport: sockets are ``<prefix>-<port>``."""
+        return str(Path(self.handoff) / "k")
+
+
+def make_layout(memory_mb: int | None = None, root: Path | None = None) -> SandboxLayout:
+    """Create the folders of a new sandbox in ``root`` (default: a new temporary folder; keep
+    its path short: a Unix socket path must stay under 108 bytes), with the sandbox user's
+    ``passwd`` and ``group``."""
+    if root is None:
+        base = tempfile.gettempdir()
+        root = tempfile.mkdtemp(prefix="xai-sb-", dir=base if len(base) < 40 else "/tmp")
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    folders = {name: root / name for name in ("jobs", "handoff", "connections", "etc")}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["etc"] / "passwd").write_text(f"grader:x:{UID}:{GID}:grader:{HOME}:/usr/sbin/nologin\n")
+    (folders["etc"] / "group").write_text(f"grader:x:{GID}:\n")
+    return SandboxLayout(str(root), *(str(folders[name]) for name in ("jobs", "handoff", "connections", "etc")),
+                         memory_mb=memory_mb)
+
+
+# ---------------------------------------------------------------------------------------------
+# The bwrap command line (outside)
+
+
+def _namespace_options() -> list[str]:
+    """New mount, network, PID, IPC, UTS, cgroup and user namespaces; an unprivileged user with no
+    capabilities; no terminal; dies with the process that started it."""
+    return ["--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(GID), "--disable-userns",
+            "--cap-drop", "ALL", "--new-session", "--die-with-parent"]
+
+
+def _system_binds() -> list[str]:
+    """Read-only system and Python folders, each at its own path (symlinks recreated as such)."""
+    options = []
+    for folder in SYSTEM_FOLDERS:
+        if os.path.islink(folder):
+            options += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            options += ["--ro-bind", folder, folder]
+    for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix)]):
+        if not prefix.startswith("/usr/"):  # a Python under /root/.pyenv: that folder itself, not /root
+            options += ["--ro-bind", prefix, prefix]
+    return options
+
+
+def _private_folders() -> list[str]:
+    """Fresh /dev (null, zero, random, tty, shm: no host devices) and /proc (this PID namespace
+    only); /tmp and HOME as size-capped tmpfs that nobody else sees."""
+    return ["--dev", "/dev", "--proc", "/proc", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+            "--size", str(HOME_BYTES), "--perms", "0700", "--tmpfs", HOME]
+
+
+def _etc_binds(layout: SandboxLayout) -> list[str]:
+    options = []
+    for path in ETC_FILES:
+        options += ["--ro-bind-try", path, path]
+    for name in ("passwd", "group"):
+        options += ["--ro-bind", str(Path(layout.etc) / name), f"/etc/{name}"]
+    return options
+
+
+def _grading_binds(layout: SandboxLayout, code: Path, env: dict) -> list[str]:
+    """The grader's code copy and the data (read-only), the connection files (read-only), the
+    jobs and handoff folders (writable), the trusted check socket's folder (read-only)."""
+    from student_src import assets
+
+    options = ["--ro-bind", str(code), str(code), "--ro-bind", layout.connections, layout.connections,
+               "--bind", layout.jobs, layout.jobs, "--bind", layout.handoff, layout.handoff]
+    data = env.get(assets.DATA_DIR_ENV) or str(assets.data_dir())
+    options += ["--ro-bind-try", data, data]
+    if env.get(CHECK_SOCKET_ENV):
+        folder = str(Path(env[CHECK_SOCKET_ENV]).parent)
+        options += ["--ro-bind", folder, folder]
+    return options
+
+
+def sandbox_environment(env: dict) -> dict:
+    """The allow-listed part of ``env``, with HOME and the IPython/Jupyter/matplotlib folders
+    pointing into the sandbox's private HOME."""
+    kept = {name: env[name] for name in KERNEL_ENV_ALLOWED if name in env}
+    kept.setdefault("PATH", "/usr/bin:/bin")
+    kept["HOME"] = HOME
+    kept.update({variable: f"{HOME}/{folder}" for variable, folder in HOME_FOLDERS.items()})
+    return kept
+
+
+def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: dict) -> list[str]:
+    """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with the
+    allow-listed part of ``env`` plus :data:`SANDBOX_ENV` as its only environment."""
+    environment = sandbox_environment(env) | {SANDBOX_ENV: layout.to_env()}
+    options = ["bwrap", *_namespace_options(), *_system_binds(), *_private_folders(), *_etc_binds(layout),
+               *_grading_binds(layout, Path(code), env), "--remount-ro", "/", "--chdir", "/", "--clearenv"]
+    for name, value in environment.items():
+        options += ["--setenv", name, value]
+    return [*options, "--", *program]
+
+
+def unavailable_reason() -> str | None:
+    """Why bwrap cannot sandbox here (not installed, or no user namespaces), or None if it can:
+    one trivial ``bwrap ... true`` with the namespaces grading uses."""
+    if shutil.which("bwrap") is None:
+        return MISSING_MESSAGE.format(problem="is not installed (no bwrap on PATH)")
+    true = shutil.which("true") or "/bin/true"
+    command = ["bwrap", *_namespace_options(), *_system_binds(), "--proc", "/proc", "--dev", "/dev", true]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return MISSING_MESSAGE.format(problem=f"could not run ({error})")
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1:] or [f"exit code {result.returncode}"]
+        return MISSING_MESSAGE.format(problem=f"cannot create its namespaces here ({detail[0]})")
+    return None
+
+
+def require_bwrap() -> None:
+    """Raise :class:`SandboxUnavailable` (with :data:`MISSING_MESSAGE`) unless bwrap works here."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise SandboxUnavailable(reason)
+
+
+def check_choice(choice: str) -> str | None:
+    """For ``grade --sandbox CHOICE``: the message to stop with (bwrap cannot run), or None to go
+    on; ``none`` prints :data:`NONE_WARNING` once."""
+    if choice == "none":
+        print(NONE_WARNING, file=sys.stderr)
+        return None
+    return unavailable_reason()
+
+
+# ---------------------------------------------------------------------------------------------
+# The launcher's side (outside): a private working folder
+
+
+def private_working_folder(source: str, layout: SandboxLayout) -> str:
+    """A new folder under ``layout.jobs`` holding copies of the regular files of ``source``
+    (symlinks and sub-folders are not followed): the kernel's working folder."""
+    target = tempfile.mkdtemp(prefix="job-", dir=layout.jobs)
+    for entry in os.scandir(source):
+        if entry.is_file(follow_symlinks=False):
+            shutil.copyfile(entry.path, os.path.join(target, entry.name), follow_symlinks=False)
+    os.chmod(target, 0o755)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# The zygote's side (inside)
+
+
+def _inside_a_sandbox() -> bool:
+    """Whether this process runs under bwrap's own PID 1: the guard before any mass kill."""
+    try:
+        return Path("/proc/1/comm").read_text().strip() == "bwrap"
+    except OSError:
+        return False
+
+
+def _other_live_processes() -> list[int]:
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in (1, me):
+            try:
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                found.append(int(entry))
+    return found
+
+
+def kill_other_processes(timeout: float = 5) -> None:
+    """Kill every process in the sandbox's PID namespace but this one (and bwrap's PID 1, which
+    the kernel protects): ``kill(-1, SIGKILL)`` reaches exactly the processes this PID namespace
+    shows, atomically with respect to fork. Reaps our own children; bwrap reaps the others."""
+    if not _inside_a_sandbox():
+        raise RuntimeError("refusing to kill every process: not inside the bwrap sandbox")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not _other_live_processes() or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
+def _mount_points() -> set[str]:
+    points = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        points.add(line.split()[4].replace("\\040", " "))
+    return points
+
+
+def _empty_folder(folder: str, keep: set, mounts: set) -> None:
+    """Remove everything in ``folder`` except ``keep`` and the mount points inside it (the bind
+    mounts that /tmp may hold), descending into folders that hold a mount point."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.path in keep or entry.path in mounts:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if any(mount.startswith(entry.path + "/") for mount in mounts):
+                _empty_folder(entry.path, keep, mounts)
+            else:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+
+def reset_between_kernels(layout: SandboxLayout, keep_job: str | None = None) -> None:
+    """What the zygote does before each fork and after each kernel: kill every other process,
+    then empty /tmp, HOME (recreating the empty config folders), the jobs folder (except
+    ``keep_job``, the next kernel's working folder) and, between kernels (``keep_job`` None),
+    the handoff folder. Nothing a notebook leaves on disk or running reaches the next one."""
+    kill_other_processes()
+    mounts = _mount_points()
+    keep = {keep_job} if keep_job else set()
+    folders = ["/tmp", HOME, layout.jobs] + ([] if keep_job else [layout.handoff])
+    for folder in folders:
+        _empty_folder(folder, keep, mounts)
+    for folder in HOME_FOLDERS.values():
+        os.makedirs(f"{HOME}/{folder}", exist_ok=True)
+
+
+def make_undumpable() -> None:
+    """``prctl(PR_SET_DUMPABLE, 0)``: a kernel (same uid, same PID namespace) can then neither
+    ptrace this process nor read or write its ``/proc/<pid>/mem``; its kernels inherit it."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def _lower_limit(kind: int, value: int) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def apply_kernel_limits(memory_mb: int | None) -> None:
+    """In a forked kernel, before student code: address space (``memory_mb``), largest file
+    (Python ignores SIGXFSZ, so a write past it raises ``OSError: File too large``), open files,
+    no core files, and a process count (enforced by Linux only when the grader is not root)."""
+    import resource
+
+    if memory_mb:
+        _lower_limit(resource.RLIMIT_AS, memory_mb << 20)
+    _lower_limit(resource.RLIMIT_FSIZE, LARGEST_FILE_BYTES)
+    _lower_limit(resource.RLIMIT_NOFILE, OPEN_FILES)
+    _lower_limit(resource.RLIMIT_CORE, 0)
+    _lower_limit(resource.RLIMIT_NPROC, PROCESSES)
+
+
+def kernel_environment(requested: dict) -> dict:
+    """The environment of a forked kernel: the allow-listed part of the launcher's."""
+    return sandbox_environment(requested)
