@@ -22,12 +22,11 @@ import shutil
 import threading
 from pathlib import Path
 
-from autograder.sandbox import SANDBOX_PACKAGES
 from autograder.source_format import REPO_ROOT
 
 #: The packages a grading kernel imports from the grader's code folder: exactly what the
 #: sandbox shows it (read-only), one constant in ``autograder.sandbox``.
-CODE_PACKAGES = SANDBOX_PACKAGES
+CODE_PACKAGES = ("autograder", "solutions", "student_src")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "figures", "notebooks", "assignments", "templates")
 
 

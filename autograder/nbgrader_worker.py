@@ -221,27 +221,34 @@ def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None,
     The zygote runs in bwrap (``prewarm`` False: it imports nothing, so each kernel starts as
     cold as an ordinary one, still inside). The kernels are in their own network namespace, so
     jupyter_client talks to them over ZMQ ipc sockets (``KernelManager.transport``) in the
-    sandbox's handoff folder; connection files go to this process's TMPDIR, bound read-only; the
-    guard cell's key file to the handoff folder, where the kernel can delete it. The code the
-    kernels import is ``code`` (a private copy is made if not given) and comes first on PYTHONPATH.
+    sandbox's handoff folder; connection files go to this process's TMPDIR, bound read-only. The
+    kernels' only code of the kit is a copy of ``sandbox.KERNEL_CODE`` taken from ``code`` (the
+    worker's private copy; the checkout if not given): ``solutions`` and the checks are not in it.
     """
     import tempfile
 
     from autograder import prewarmed_kernel, sandbox
-    from autograder.grader_files import private_code_copy
+    from autograder.source_format import REPO_ROOT
 
     layout = sandbox.make_layout(memory_mb, root=sandbox_root)
-    code = Path(code) if code is not None else private_code_copy(Path(layout.root) / "code")
-    paths = [str(code)] + [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                           if entry and entry != str(code)]
-    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    code = sandbox.kernel_code_copy(Path(layout.root) / "code", Path(code) if code is not None else REPO_ROOT)
+    os.environ["PYTHONPATH"] = str(code)  # the kernels' only code of the kit: no checks, no solutions
     os.environ["TMPDIR"] = layout.connections
     tempfile.tempdir = None  # forget the folder tempfile has already chosen
-    os.environ[sandbox.KEY_DIR_ENV] = layout.handoff
     config.KernelManager.transport = "ipc"
     config.KernelManager.ip = layout.ipc_prefix
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
     prewarmed_kernel.activate(runtime, sandbox_layout=layout, code=code, preimport=prewarm)
+
+
+def _reserve_check_socket() -> None:
+    """Choose where the hidden checks' server (``check_server``, started with the first notebook)
+    will listen, before the sandbox is made: the sandbox binds that folder, read-only."""
+    from autograder import sandbox
+
+    folder = Path(tempfile.mkdtemp(prefix="xai-checks-"))
+    folder.chmod(0o755)
+    os.environ[sandbox.CHECK_SOCKET_ENV] = str(folder / "checks.sock")
 
 
 def _become_subreaper() -> None:
@@ -308,6 +315,8 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
     keep: set | None = None
     config_for_prewarm = Config()
     runtime = runtime or course / ".prewarmed"
+    # The hidden checks' server runs here; its socket's folder must exist before the sandbox is made.
+    _reserve_check_socket()
     # Start the zygote first: it imports torch while we import nbgrader.
     if sandbox_root is not None:
         _start_sandbox(sandbox_root, code, memory_mb, prewarm, runtime, config_for_prewarm)

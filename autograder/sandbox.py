@@ -11,7 +11,7 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
   and the virtual environment (``sys.prefix``) at their own paths, a handful of files of ``/etc``
   (:data:`ETC_FILES`, plus a one-line ``passwd`` and ``group`` for the sandbox's user), a fresh
   ``/dev`` and ``/proc``, a private size-capped ``/tmp`` and ``HOME`` (tmpfs), the worker's private
-  copy of the grader code (:data:`SANDBOX_PACKAGES`, read-only), the data folder (read-only), and
+  copy of the kernel's code (:data:`KERNEL_CODE`, read-only), the data folder (read-only), and
   the folders of :class:`SandboxLayout` that the Jupyter protocol needs; the root itself is
   remounted read-only, so nothing new appears beside them. Not visible: the
   instructor's home, the kit's checkout, the course folder and its gradebook, the submissions, the
@@ -52,16 +52,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-#: The code packages a kernel can import (the worker's private copy, read-only). Becomes
-#: ("student_src",) plus a small client module once the hidden checks run outside the kernel.
-SANDBOX_PACKAGES = ("autograder", "solutions", "student_src")
+#: The only code of the kit in the sandbox (a copy, read-only): the students' package (with the
+#: hidden checks' client, ``student_src/grading_client.py``) and the zygote's own two modules.
+#: ``solutions/`` and ``autograder/checks/`` are not there: the checks run outside.
+KERNEL_CODE = ("student_src", "autograder/__init__.py", "autograder/prewarmed_kernel.py", "autograder/sandbox.py")
 #: Environment variable with the sandbox's :class:`SandboxLayout` (JSON): set for the launcher
 #: (outside) and the zygote (inside), never for a kernel.
 SANDBOX_ENV = "XAI_KIT_SANDBOX"
 #: Unix socket of the trusted hidden-check process, if one runs: its folder is bound read-only.
 CHECK_SOCKET_ENV = "XAI_CHECK_SOCKET"
-#: Where nbgrader's guard cell writes the notebook's signing key (a folder the kernel can reach).
-KEY_DIR_ENV = "XAI_KIT_KEY_DIR"
 UID = GID = 1000
 HOME = "/home/grader"
 #: Config folders a kernel would otherwise read from HOME; recreated empty for every kernel.
@@ -124,6 +123,18 @@ class SandboxLayout:
     def ipc_prefix(self) -> str:
         """``KernelManager.ip`` for the ipc transport: sockets are ``<prefix>-<port>``."""
         return str(Path(self.handoff) / "k")
+
+
+def kernel_code_copy(target: Path, source: Path) -> Path:
+    """Copy :data:`KERNEL_CODE` from ``source`` (a code folder or the checkout) into ``target``."""
+    for entry in KERNEL_CODE:
+        origin, destination = Path(source) / entry, Path(target) / entry
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if origin.is_dir():
+            shutil.copytree(origin, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copyfile(origin, destination)
+    return Path(target)
 
 
 def make_layout(memory_mb: int | None = None, root: Path | None = None) -> SandboxLayout:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from jupyter_client.manager import KernelManager
 
-from autograder import build, prewarmed_kernel, sandbox
-from autograder.grader_files import private_code_copy
+from autograder import prewarmed_kernel, sandbox
+from autograder.source_format import REPO_ROOT
 
 #: What the zygote fixtures set in os.environ (restored afterwards).
 ZYGOTE_VARIABLES = ("JUPYTER_PATH", "PYTHONPATH", prewarmed_kernel.ZYGOTE_ENV, sandbox.SANDBOX_ENV)
@@ -31,11 +31,12 @@ def restored_environment(names=ZYGOTE_VARIABLES):
 
 @contextmanager
 def sandboxed_zygote(root: Path, memory_mb: int = 8192, preimport: bool = True):
-    """A zygote in the bubblewrap sandbox, as the grading worker starts it (a private code copy
-    first on PYTHONPATH, the launchers told the layout); yields ``(Popen of bwrap, layout, code)``."""
+    """A zygote in the bubblewrap sandbox, as the grading worker starts it (a copy of the kernel's
+    code as the only code of the kit on PYTHONPATH, the launchers told the layout); yields
+    ``(Popen of bwrap, layout, code)``."""
     with restored_environment():
-        code = private_code_copy(root / "code")
-        os.environ["PYTHONPATH"] = build.grading_env(code_root=code)["PYTHONPATH"]
+        code = sandbox.kernel_code_copy(root / "code", REPO_ROOT)  # as the worker makes it
+        os.environ["PYTHONPATH"] = str(code)
         layout = sandbox.make_layout(memory_mb, root=root / "sb")
         process = prewarmed_kernel.activate(root / "runtime", sandbox_layout=layout, code=code, preimport=preimport)
         try:

@@ -85,13 +85,30 @@ def test_the_graders_files_are_not_visible(Kernel, outside, zygote):
     assert ipython[0] == sandbox.HOME and ".ipython" in ipython[1]
 
 
+def test_only_the_kernels_code_is_importable(Kernel):
+    """No reference solutions and no hidden checks in the kernel: they run on the trusted side."""
+    kernel = Kernel()
+    try:
+        found = _json(kernel, "import importlib, json\nfound = {}\n"
+                              "for name in ('solutions', 'solutions.hooks', 'autograder.checks', 'autograder.checks.a01_hooks', "
+                              "'autograder.check_server', 'student_src.grading_client', 'student_src.probe_models'):\n"
+                              "    try:\n        importlib.import_module(name)\n        found[name] = True\n"
+                              "    except ImportError:\n        found[name] = False\n"
+                              "print(json.dumps(found))")
+    finally:
+        kernel.close()
+    assert found == {"solutions": False, "solutions.hooks": False, "autograder.checks": False,
+                     "autograder.checks.a01_hooks": False, "autograder.check_server": False,
+                     "student_src.grading_client": True, "student_src.probe_models": True}
+
+
 def test_the_code_and_the_root_are_read_only_and_the_user_is_unprivileged(Kernel, zygote):
     code = zygote[2]
     kernel = Kernel()
     try:
         result = _json(kernel, "import json, os\nresult = {'uid': os.getuid(), 'gid': os.getgid()}\n"
-                               f"for path in [{str(code / 'autograder' / 'checks' / 'planted.py')!r}, '/planted', "
-                               f"{str(code / 'autograder' / 'hidden.py')!r}, '/usr/planted']:\n"
+                               f"for path in [{str(code / 'student_src' / 'planted.py')!r}, '/planted', "
+                               f"{str(code / 'student_src' / 'checks.py')!r}, '/usr/planted']:\n"
                                "    try:\n        open(path, 'a').close()\n        result[path] = 'written'\n"
                                "    except OSError as error:\n        result[path] = error.errno\n"
                                "print(json.dumps(result))")
