@@ -118,13 +118,30 @@ def check_activations_and_gradients_targets(activations_and_gradients) -> None:
         _compare_outputs(got, reference.activations_and_gradients(model, "layer3", inputs, targets), what)
 
 
-def _assert_no_side_effects(function, name: str) -> None:
-    """Shared by the cleanup checks: hooks, mode, weights, .grad, the input, a failing forward."""
+def _shapes(value):
+    """The shapes of a result (a tensor, or a tuple/list of them); None for anything else."""
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in value):
+        return [tuple(item.shape) for item in value]
+    return None
+
+
+def _assert_no_side_effects(function, name: str, reference_function) -> None:
+    """Shared by the cleanup checks: hooks, mode, weights, .grad, the input, a failing forward.
+
+    Cleaning up counts only for a function that does its job: the first call must return a
+    result shaped like the reference's (a function that does nothing leaves no hook either).
+    Its values are the other checks' business, so one wrong formula costs their points only."""
     model = _resnet()
     snapshot = checks.ModelSnapshot(model)
     x = _inputs(2, 6)
     x_before = x.clone()
-    _call(function, name, model, "layer3", x)
+    got = _call(function, name, model, "layer3", x)
+    expected = _shapes(reference_function(_resnet(), "layer3", x_before.clone()))
+    if _shapes(got) != expected:
+        raise AssertionError(f"{name} must return its result (shapes {expected}), not {type(got).__name__}: "
+                             "cleaning up counts only for a function that works")
     snapshot.assert_unchanged(model, name)
     if not torch.equal(x, x_before) or x.grad is not None or x.requires_grad:
         raise AssertionError(f"{name}: the input tensor x was modified")
@@ -148,7 +165,7 @@ def _assert_no_side_effects(function, name: str) -> None:
 
 def check_activations_and_gradients_cleanup(activations_and_gradients) -> None:
     """No hook left (also after a failing forward), mode, weights and input unchanged, no .grad."""
-    _assert_no_side_effects(activations_and_gradients, "activations_and_gradients")
+    _assert_no_side_effects(activations_and_gradients, "activations_and_gradients", reference.activations_and_gradients)
 
 
 def check_gradcam_channel_weights(gradcam_channel_weights) -> None:
@@ -255,7 +272,7 @@ def check_grad_cam_tiny_cnn(grad_cam) -> None:
 
 def check_grad_cam_side_effects(grad_cam) -> None:
     """No hook left (also after a failing forward), mode, weights and input unchanged, no .grad."""
-    _assert_no_side_effects(grad_cam, "grad_cam")
+    _assert_no_side_effects(grad_cam, "grad_cam", reference.grad_cam)
 
 
 #: Every check, in the order the notebook runs them.
