@@ -383,7 +383,7 @@ def serve(listen_fd: int, preimport: bool = True) -> int:
         layout = sandbox.SandboxLayout.from_env()
         del os.environ[sandbox.SANDBOX_ENV]
         sandbox.make_undumpable()
-        sandbox.reset_between_kernels(layout, keep_job=None)
+        sandbox.make_home_folders()  # (a launcher may already have copied its folder into jobs)
     if preimport:
         _preimport()
     Zygote(listener, layout).run(parent)

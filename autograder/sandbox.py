@@ -368,6 +368,11 @@ def reset_between_kernels(layout: SandboxLayout, keep_job: str | None = None) ->
     folders = ["/tmp", HOME, layout.jobs] + ([] if keep_job else [layout.handoff])
     for folder in folders:
         _empty_folder(folder, keep, mounts)
+    make_home_folders()
+
+
+def make_home_folders() -> None:
+    """The empty IPython, Jupyter and matplotlib folders in the private HOME."""
     for folder in HOME_FOLDERS.values():
         os.makedirs(f"{HOME}/{folder}", exist_ok=True)
 
