@@ -18,10 +18,11 @@ How it works:
    hangs or crashes nbgrader gets the process killed and restarted: it costs only its own row.
 4. Every kernel runs in a bubblewrap sandbox (``--sandbox bwrap``, the default; ``sandbox``):
    it sees no course folder, gradebook, submissions or kit checkout, has no network, and the
-   grader code it imports is read-only. With ``--sandbox none`` (trusted submissions only) the
-   worker's files are instead compared after each notebook with what they were (a notebook that
-   changed them scores 0, and they are put back). The notebook's scores are read from the
-   gradebook at once. ``OUT/grades.csv`` gets one row per student, notebook and graded cell plus
+   only code of the kit it can import is ``student_src`` (read-only). The hidden checks and the
+   reference run outside it, in the nbgrader process (``check_server``), and test cells are
+   scored from their verdicts (``nbgrader_plugins.ScoreTestCells``). ``--sandbox none`` is for
+   trusted submissions only: notebooks then run with the grader's user, files and network.
+   The notebook's scores are read from the gradebook at once. ``OUT/grades.csv`` gets one row per student, notebook and graded cell plus
    a total per notebook; ``OUT/feedback/<student>/<nb>.html`` the feedback (hidden tests cleared).
 5. OUT is written by ``safe_output``: folders opened without following links, every file a new
    temporary file moved into place with ``os.replace`` (a link a notebook planted there, e.g.
@@ -40,7 +41,6 @@ import io
 import queue
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import traceback
@@ -50,11 +50,9 @@ from pathlib import Path
 import nbformat
 
 from autograder import build, sandbox as sandboxing
-from autograder.grader_files import (CODE_PACKAGES, FileSnapshot, SharedFileWatch, private_code_copy,
-                                     python_startup_files, runtime_env, worker_runtime)
+from autograder.grader_files import private_code_copy, runtime_env, worker_runtime
 from autograder.nbgrader_worker import NbgraderWorker, WorkerError
 from autograder.safe_output import copy_feedback, remove_path, write_file_atomically
-from autograder.source_format import REPO_ROOT
 from autograder.submissions import Submission, collect, hand_in
 from student_src import assets
 
@@ -217,28 +215,6 @@ def worker_env(jobs: int, code: Path, runtime: Path) -> dict:
     return env
 
 
-def _grade_and_check_files(nbgrader: NbgraderWorker, submission: Submission, assignment: str, limits: Limits,
-                           grader_files: FileSnapshot | None, startup_files: SharedFileWatch | None) -> dict:
-    """:func:`_grade_one`, then put back any grader file the notebook changed (it then scores 0).
-    In a sandbox (``grader_files`` None) a notebook can change none of them: just grade."""
-    if grader_files is None or startup_files is None:
-        return _grade_one(nbgrader, submission, assignment, limits)
-    key = (submission.student_id, assignment)
-    startup_files.started(key)
-    note = _grade_one(nbgrader, submission, assignment, limits)
-    changed = grader_files.restore()
-    shared_problem = startup_files.finished(key)
-    if changed or shared_problem:
-        nbgrader.kill()  # nothing started from the changed files runs on
-    if changed:
-        shown = ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
-        note["problem"] = (f"the notebook changed the grader's files ({shown}): "
-                           "they were restored, and this notebook scores 0")
-    elif shared_problem:
-        note["problem"] = shared_problem
-    return note
-
-
 def make_template_course(root: Path, assignments) -> Path:
     """An nbgrader course with every assignment generated into its gradebook."""
     course = build.new_course(root)
@@ -257,7 +233,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     imported torch and the other heavy libraries (``prewarmed_kernel``); False for plain kernels.
     ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.sandbox``;
     raises :class:`~autograder.sandbox.SandboxUnavailable` where bwrap cannot run), ``"none"``
-    trusts the submissions (the grader's files are then checked after every notebook instead).
+    trusts the submissions: notebooks then run with the grader's user, files and network.
     """
     if sandbox == "bwrap":
         sandboxing.require_bwrap()
@@ -270,7 +246,6 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     # link planted in their place is removed, not followed).
     remove_path(out, "feedback")
     remove_path(out, "grades.csv")
-    kit_files = FileSnapshot([REPO_ROOT / package for package in CODE_PACKAGES], skip_caches=True)
     with tempfile.TemporaryDirectory(prefix="xai-grade-") as tmp:
         tmp = Path(tmp)
         submissions = collect(Path(directory), assignments, scratch=tmp / "unpacked")
@@ -282,19 +257,14 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         for submission in submissions:
             students.put(submission)
         bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
-        # Without a sandbox, notebooks could change these: checked after every notebook.
-        startup_files = SharedFileWatch(python_startup_files()) if sandbox == "none" else None
         rows: list[Row] = []
 
         def work(worker: int) -> None:
-            # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders;
-            # without a sandbox, all checked after each notebook.
+            # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders.
             course = shutil.copytree(template, tmp / f"worker{worker}")
             code = private_code_copy(tmp / f"code{worker}")
             runtime = worker_runtime(tmp / f"runtime{worker}", code)
             env = worker_env(jobs, code, runtime)
-            grader_files = None if sandbox == "bwrap" else FileSnapshot(
-                [code, runtime, course / "source", course / "release", course / "nbgrader_config.py"], labels={code: ""})
             with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb, cell_seconds=limits.cell_seconds,
                                 prewarm=prewarmed_kernels, runtime=runtime / "kernels", sandbox=sandbox,
                                 code=code) as nbgrader:
@@ -306,8 +276,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
                     for assignment in assignments:
                         if assignment not in submission.notebooks:
                             continue
-                        note = _grade_and_check_files(nbgrader, submission, assignment, limits, grader_files,
-                                                      startup_files)
+                        note = _grade_one(nbgrader, submission, assignment, limits)
                         rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
                                                    max_auto[assignment], note["problem"], note["integrity"]))
                         copy_feedback(course / "feedback" / submission.student_id / assignment / f"{assignment}.html",
@@ -327,10 +296,6 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
             thread.join()
         bar.close()
         rows.extend(rows_not_graded(submissions, assignments, rows, max_auto))
-    changed = kit_files.changes()
-    if changed:  # grading used private copies; someone (a notebook, or a person editing) changed these
-        print(f"warning: files of the kit changed while grading ran (check them, e.g. with git status): "
-              f"{', '.join(changed[:6])}", file=sys.stderr)
     rows.sort(key=lambda row: (row.student_id, row.assignment, row.item == TOTAL_ITEM, row.item))
     write_csv(rows, out / "grades.csv")
     return rows
