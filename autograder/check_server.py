@@ -460,13 +460,18 @@ class CheckServer:
             found[name] = found.get(name, True) and passed
 
     def _serve(self) -> None:
+        """One thread per connection: while grading, one kernel talks at a time; ``validate``
+        runs several notebooks side by side against one server."""
         while True:
             try:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            with connection:
-                self._handle(connection)
+            threading.Thread(target=self._handle_and_close, args=(connection,), daemon=True).start()
+
+    def _handle_and_close(self, connection: socket.socket) -> None:
+        with connection:
+            self._handle(connection)
 
     def _handle(self, connection: socket.socket) -> None:
         with self.lock:

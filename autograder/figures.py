@@ -43,6 +43,10 @@ def execute(notebook_path: Path, env: dict) -> nbformat.NotebookNode:
     """Run a notebook in a fresh kernel with ``env``; errors stop the run (a figure build must be whole)."""
     from nbclient import NotebookClient
 
+    from autograder import check_server
+
+    server = check_server.ensure_running()  # the solution notebooks' hidden tests call it
+    env = {**env, check_server.SOCKET_ENV: server.address}
     notebook = nbformat.read(str(notebook_path), as_version=4)
     saved = dict(os.environ)
     os.environ.clear()

@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.checks.common import alexnet_shaped  # noqa: E402
+from student_src.probe_models import alexnet_shaped  # noqa: E402
 from solutions import faithfulness, gradcam, guided, hooks, layercam  # noqa: E402
 from student_src import checks  # noqa: E402
 from student_src.models import build_cifar_resnet18  # noqa: E402

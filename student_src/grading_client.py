@@ -1,11 +1,7 @@
 """The kernel's side of the hidden checks: the grader calls your functions from outside.
 
-During grading a hidden test cell runs::
-
-    from student_src import grading_client as hidden
-    hidden.run(<check module>, <check name>, your_function)
-
-The check does not run in this kernel. The grader's trusted process (outside the sandbox your
+During grading, a hidden test cell imports this module and calls :func:`run` with the name of a
+check of the grader's and your function. The check does not run in this kernel. The grader's trusted process (outside the sandbox your
 notebook runs in) builds the inputs, asks this client to call your function on them, compares
 what comes back with its reference, and records the verdict itself. This module only:
 
@@ -22,8 +18,9 @@ numbers, strings and tensors only, never an unpickled object. This side loads th
 messages in full (they carry the models to call your function on). A frame is an 8-byte
 big-endian length, then ``torch.save`` bytes.
 
-Outside grading (``XAI_CHECK_SOCKET`` unset: the instructor's solution notebook, ``nbgrader
-validate``) :func:`run` runs the check in this process, which needs the instructor's kit.
+Without a grader to talk to (``XAI_CHECK_SOCKET`` unset) :func:`run` fails at once: hidden
+checks run only where the instructor's tools run the notebook (``grade``, ``validate``,
+``figures`` start the server first).
 """
 
 from __future__ import annotations
@@ -379,25 +376,12 @@ class _KernelSession:
                     "effects": self.effects()}
 
 
-def _run_locally(module: str, check: str, functions: tuple) -> None:
-    import importlib
-
-    checks_module = importlib.import_module(f"autograder.checks.{module}")
-    try:
-        getattr(checks_module, check)(*functions)
-    except AssertionError as error:
-        raise HiddenCheckFailed(f"hidden check failed: {error}"[:1000]) from None
-    except Exception as error:  # noqa: BLE001
-        raise HiddenCheckFailed(f"hidden check failed: your code raised {type(error).__name__}: {error}"[:1000]) from None
-
-
 def run(module: str, check: str, *functions) -> None:
     """Have the grader run hidden check ``check`` of ``autograder/checks/<module>.py`` on
     ``functions``; return when it passed, raise :class:`HiddenCheckFailed` when it did not."""
     address = os.environ.get(SOCKET_ENV)
     if not address:
-        _run_locally(module, check, functions)
-        return
+        raise HiddenCheckFailed("hidden checks run only when the instructor's grader runs this notebook")
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.connect(address)
