@@ -8,6 +8,9 @@
   names passed on the trusted side while it ran. What the notebook printed counts for nothing:
   an ``execute_result`` (nbgrader's partial-credit rule would read it as a score, before it
   looks at an error after it) is turned into plain display output.
+- :class:`LimitOutputCharacters` (after the grades are saved, so it changes no score) cuts any
+  one output to a bounded size: nbgrader's own ``LimitOutput`` counts lines only, and one line
+  can be a gigabyte.
 - :class:`StripGraderTracebacks` removes, from the error output of every cell, the traceback
   frames that show instructor-only code (``autograder/``, ``solutions/``, the hidden lines of a
   test cell): the feedback shows the failing check's message and the student's own frames.
@@ -156,4 +159,34 @@ class StripGraderTracebacks(NbGraderPreprocessor):
                 if len(kept) != len(frames):
                     kept.insert(max(len(kept) - 1, 0), "(frames inside the grader's hidden checks are not shown)")
                 output["traceback"] = kept
+        return cell, resources
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} characters cut by the grader]"
+
+
+class LimitOutputCharacters(NbGraderPreprocessor):
+    """Every output of every cell: text at most ``max_characters``, one image at most ``max_image_bytes``."""
+
+    max_characters = 20_000
+    max_image_bytes = 2_000_000
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        for output in cell.get("outputs", []):
+            if "text" in output and isinstance(output["text"], str):
+                output["text"] = _cut(output["text"], self.max_characters)
+            if output.get("output_type") == "error":
+                output["evalue"] = _cut(str(output.get("evalue", "")), self.max_characters)
+                output["traceback"] = [_cut(str(frame), self.max_characters) for frame in output.get("traceback", [])]
+            data = output.get("data", {})
+            for kind, value in list(data.items()):
+                text = "".join(value) if isinstance(value, list) else str(value)
+                if kind.startswith("image/") and len(text) > self.max_image_bytes:
+                    del data[kind]
+                    data["text/plain"] = f"[an image of {len(text)} bytes, removed by the grader]"
+                elif not kind.startswith("image/"):
+                    data[kind] = _cut(text, self.max_characters)
         return cell, resources

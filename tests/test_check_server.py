@@ -210,3 +210,15 @@ def test_a_cell_whose_checks_passed_on_the_trusted_side_keeps_its_points():
     assert determine_grade(cell) == (2.0, 2.0)
     failed = _score(_test_cell(SOURCE, []), {0: {"a01_hooks.check_top_channels": False}})
     assert determine_grade(failed)[0] == 0
+
+
+def test_feedback_outputs_are_cut_to_a_bounded_size():
+    cell = nbformat.v4.new_code_cell("print('x' * 10**7)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 10**6),
+                    nbformat.v4.new_output("display_data", data={"text/plain": "y" * 10**6, "image/png": "i" * 10**7}),
+                    nbformat.v4.new_output("error", ename="E", evalue="z" * 10**6, traceback=["t" * 10**6])]
+    limiter = nbgrader_plugins.LimitOutputCharacters()
+    limiter.preprocess_cell(cell, {}, 0)
+    assert len(str(cell.outputs)) < 5 * (limiter.max_characters + 200)
+    assert "characters cut by the grader" in cell.outputs[0].text
+    assert "image/png" not in cell.outputs[1].data

@@ -7,7 +7,7 @@ Why each setting:
 - OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
 - GenerateFeedback: hidden tests are cleared from the feedback HTML.
 - IgnorePattern: library warnings on stderr would zero a test cell; drop the known ones.
-- LimitOutput: a cell that prints without end cannot make the feedback page huge.
+- LimitOutput, LimitOutputCharacters: a cell that prints without end cannot make the feedback page huge.
 - autograde_preprocessors: execution with the hidden checks' trusted server, test cells scored
   from its verdicts, and the traceback cleaning of nbgrader_plugins.py.
 """
@@ -24,8 +24,9 @@ c.Autograde.create_student = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Bounded feedback: at most 1000 lines of stream output per cell and 100 traceback lines per
-# error (nbgrader 0.9.6's LimitOutput has no limit on characters; the grader caps each feedback
-# page it copies to OUT at 5 MB instead, autograder/safe_output.py).
+# error (nbgrader 0.9.6's LimitOutput has no limit on characters: LimitOutputCharacters, after the
+# grades are saved, cuts any one output to 20 000 characters; the grader also caps each feedback
+# page it copies to OUT at 5 MB, autograder/safe_output.py).
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 c.IgnorePattern.enabled = True
@@ -40,6 +41,7 @@ c.Autograde.autograde_preprocessors = [
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
+    "autograder.nbgrader_plugins.LimitOutputCharacters",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
