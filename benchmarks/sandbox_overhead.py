@@ -1,14 +1,15 @@
 """What the bubblewrap sandbox costs per notebook: kernel start to first executed cell, and one
 small notebook graded, with and without the sandbox, side by side in one run.
 
-    .venv/bin/python benchmarks/sandbox_overhead.py [--kernels 10] [--skip-grading]
+    .venv/bin/python benchmarks/sandbox_overhead.py [--kernels 10] [--students 4] [--rounds 2] [--skip-grading]
 
 1. one zygote started without a sandbox and one in bwrap (``autograder.sandbox``), each fully
    imported first; then ``--kernels`` kernels from each, alternately: seconds from
    ``start_kernel`` to the reply of a first ``1 + 1`` (in the sandbox this includes the sweep of
    the PID namespace, emptying /tmp and HOME, and copying the working folder);
-2. ``grade`` of one student handing in the reference 01_hooks notebook, ``--sandbox none`` and
-   ``--sandbox bwrap`` (each run also pays its own zygote start, nbgrader start and course build).
+2. ``grade`` of ``--students`` students handing in the reference 01_hooks notebook (one worker),
+   ``--sandbox none`` and ``--sandbox bwrap`` alternately, ``--rounds`` times; each run also pays
+   its own zygote start, nbgrader start and course build. The ratio bwrap/none is the figure.
 
 Uses the stand-in model and data (made in a temporary folder). Goal: at most 0.5 s per notebook.
 """
@@ -72,7 +73,8 @@ def kernel_starts(root: Path, kernels: int) -> dict:
     prewarmed_kernel.install_kernelspec(root / "jupyter", script=code / "autograder" / "prewarmed_kernel.py")
     os.environ["JUPYTER_PATH"] = str(root / "jupyter")
     layout = sandbox.make_layout(8192, root=root / "sb")
-    zygotes = {"none": _start_zygote(root, None, code), "bwrap": _start_zygote(root, layout, code)}
+    kernel_code = sandbox.kernel_code_copy(root / "kernel-code", build.REPO_ROOT)
+    zygotes = {"none": _start_zygote(root, None, code), "bwrap": _start_zygote(root, layout, kernel_code)}
     times: dict = {name: [] for name in zygotes}
     try:
         for _ in range(kernels):
@@ -85,27 +87,31 @@ def kernel_starts(root: Path, kernels: int) -> dict:
     return times
 
 
-def grading_seconds(root: Path) -> dict:
-    """``{"none": s, "bwrap": s}``: ``grade`` of one student with the reference 01_hooks."""
+def grading_seconds(root: Path, students: int, rounds: int) -> dict:
+    """``{"none": [s, ...], "bwrap": [...]}``: ``grade`` of ``students`` copies of the reference 01_hooks."""
     from autograder.grade import grade
 
-    submissions = root / "submissions" / "reference"
-    submissions.mkdir(parents=True)
-    shutil.copyfile(build.REPO_ROOT / "solutions" / "notebooks" / "01_hooks.ipynb", submissions / "01_hooks.ipynb")
-    seconds = {}
-    for choice in ("none", "bwrap"):
-        started = time.monotonic()
-        rows = grade(root / "submissions", root / f"out-{choice}", jobs=1, assignments=["01_hooks"], progress=False,
-                     sandbox=choice)
-        seconds[choice] = time.monotonic() - started
-        total = [row for row in rows if row.item == "autograded_total"][0]
-        assert (total.score, total.max_score) == (8, 8), total
+    for number in range(students):
+        folder = root / "submissions" / f"reference{number}"
+        folder.mkdir(parents=True)
+        shutil.copyfile(build.REPO_ROOT / "solutions" / "notebooks" / "01_hooks.ipynb", folder / "01_hooks.ipynb")
+    seconds: dict = {"none": [], "bwrap": []}
+    for round_number in range(rounds):
+        for choice in ("none", "bwrap"):
+            started = time.monotonic()
+            rows = grade(root / "submissions", root / f"out-{choice}-{round_number}", jobs=1, assignments=["01_hooks"],
+                         progress=False, sandbox=choice)
+            seconds[choice].append(time.monotonic() - started)
+            totals = [row for row in rows if row.item == "autograded_total"]
+            assert len(totals) == students and all((t.score, t.max_score) == (8, 8) for t in totals), totals
     return seconds
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kernels", type=int, default=10)
+    parser.add_argument("--students", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-grading", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="xai-sbbench-") as tmp:
@@ -121,9 +127,11 @@ def main(argv=None) -> int:
         overhead = statistics.median(times["bwrap"]) - statistics.median(times["none"])
         print(f"sandbox overhead per kernel (median): {overhead:+.3f} s (goal: at most 0.5 s)")
         if not args.skip_grading:
-            seconds = grading_seconds(root)
-            print(f"\ngrade, one student, reference 01_hooks: none {seconds['none']:.1f} s, "
-                  f"bwrap {seconds['bwrap']:.1f} s ({seconds['bwrap'] - seconds['none']:+.1f} s)")
+            seconds = grading_seconds(root, args.students, args.rounds)
+            none, bwrap = statistics.median(seconds["none"]), statistics.median(seconds["bwrap"])
+            print(f"\ngrade, {args.students} students x reference 01_hooks, one worker, median of {args.rounds}: "
+                  f"none {none:.1f} s, bwrap {bwrap:.1f} s, ratio {bwrap / none:.3f} "
+                  f"({(bwrap - none) / args.students:+.2f} s per notebook); all runs: {seconds}")
     return 0
 
 
