@@ -129,7 +129,7 @@ class TrustedSession:
         self.module_refs: dict[int, int] = {}        # id(trusted module) -> ref
         self.modules: dict[int, nn.Module] = {}      # ref -> trusted module
         self.originals: dict[int, dict] = {}         # ref -> {name: module} when first sent
-        self.synced: dict[int, dict] = {}            # ref -> state as the kernel has it
+        self.synced: dict[int, dict] = {}            # ref -> state marks when the kernel had the same
         self.tensors: dict[int, torch.Tensor] = {}   # ref -> trusted tensor
         self.callbacks: dict[int, object] = {}       # ident -> trusted callable
 
@@ -141,12 +141,9 @@ class TrustedSession:
             ref = next(self.refs)
             self.module_refs[id(module)], self.modules[ref] = ref, module
             self.originals[ref] = dict(module.named_modules())
-            self.synced[ref] = {name: value.detach().clone() for name, value in module.state_dict().items()}
+            self.synced[ref] = wire.state_marks(module)
             return wire.SentModule(ref, module)
-        synced = self.synced[ref]
-        state = {name: value.detach().clone() for name, value in module.state_dict().items()
-                 if name not in synced or not torch.equal(synced[name], value)}
-        self.synced[ref] = {name: value.detach().clone() for name, value in module.state_dict().items()}
+        state, self.synced[ref] = wire.changed_state(module, self.synced[ref])
         return wire.SentModule(ref, None, state, training)
 
     def encode(self, value, depth: int = 0):
@@ -213,7 +210,16 @@ class TrustedSession:
             if ref not in self.modules:
                 raise wire.ProtocolError("a reference to a model that was never sent")
             return self.modules[ref]
-        # A model the kernel made (a deep copy of one it was given): rebuild it from the one it copies.
+        rebuilt = self._rebuild_module(described)
+        new_ref = described.get("new_ref")
+        if isinstance(rebuilt, nn.Module) and isinstance(new_ref, int) and new_ref < 0 and new_ref not in self.modules:
+            # Later mentions come by ref, with the changes in the side effects (deltas, not copies).
+            self.modules[new_ref], self.originals[new_ref] = rebuilt, dict(rebuilt.named_modules())
+            self.synced[new_ref] = wire.state_marks(rebuilt)
+        return rebuilt
+
+    def _rebuild_module(self, described: dict):
+        """A model the kernel made (a deep copy of one it was given): rebuilt from the one it copies."""
         structure = [tuple(entry[:2]) + (tuple(tuple(p) for p in entry[2]),) for entry in described.get("structure", [])]
         for module in self.modules.values():
             if [(n, t, tuple((p, tuple(s)) for p, s in ps)) for n, t, ps in wire.module_structure(module)] == \
@@ -236,7 +242,7 @@ class TrustedSession:
         for ref, report in (effects.get("models") or {}).items():
             if ref in self.modules:
                 _mirror_model(self.modules[ref], self.originals[ref], report)
-                self.synced[ref] = {n: v.detach().clone() for n, v in self.modules[ref].state_dict().items()}
+                self.synced[ref] = wire.state_marks(self.modules[ref])
         for ref, report in (effects.get("tensors") or {}).items():
             tensor = self.tensors.get(ref)
             if tensor is None:

@@ -59,19 +59,20 @@ class ProtocolError(RuntimeError):
 def send_frame(connection: socket.socket, message) -> None:
     buffer = io.BytesIO()
     torch.save(message, buffer)
-    data = buffer.getvalue()
-    connection.sendall(struct.pack(">Q", len(data)) + data)
+    data = buffer.getbuffer()  # no copy of a model's 45 MB
+    connection.sendall(struct.pack(">Q", len(data)))
+    connection.sendall(data)
 
 
-def _read_exactly(connection: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = connection.recv(min(left, 1 << 20))
-        if not chunk:
+def _read_exactly(connection: socket.socket, size: int) -> bytearray:
+    data = bytearray(size)
+    view, done = memoryview(data), 0
+    while done < size:
+        received = connection.recv_into(view[done:], min(size - done, 1 << 22))
+        if not received:
             raise ProtocolError("the connection closed in the middle of a message")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        done += received
+    return data
 
 
 def receive_frame(connection: socket.socket, from_trusted_side: bool):
@@ -141,6 +142,35 @@ def module_structure(module: nn.Module) -> list:
     return [(name, type(child).__name__,
              tuple((p_name, tuple(p.shape)) for p_name, p in child.named_parameters(recurse=False)))
             for name, child in module.named_modules()]
+
+
+#: Elements of a tensor summed for its mark: all of a small one, an even sample of a large one.
+MARK_SAMPLES = 4096
+
+
+def _fingerprint(tensor: torch.Tensor) -> float:
+    flat = tensor.reshape(-1)
+    if flat.numel() > MARK_SAMPLES:
+        flat = flat[::flat.numel() // MARK_SAMPLES]
+    return float(flat.sum(dtype=torch.float64)) if flat.is_floating_point() else float(flat.sum())
+
+
+def state_marks(module: nn.Module) -> dict:
+    """``{state name: mark}``: what tells, without a copy, whether a parameter or buffer changed
+    since: its object, version counter (bumped by every in-place operation), storage and shape,
+    and a sum over a sample of its values (``.data.normal_()`` bumps no version counter)."""
+    marks = {}
+    for name, value in module.state_dict(keep_vars=True).items():
+        tensor = value.detach()
+        marks[name] = (id(value), value._version, tensor.data_ptr(), tuple(tensor.shape), _fingerprint(tensor))
+    return marks
+
+
+def changed_state(module: nn.Module, marks: dict) -> tuple[dict, dict]:
+    """The parameters and buffers whose mark differs from ``marks`` (copies), and the new marks."""
+    now = state_marks(module)
+    state = module.state_dict()
+    return {name: state[name].detach().clone() for name, mark in now.items() if marks.get(name) != mark}, now
 
 
 def _hook_counts(module: nn.Module) -> list:
@@ -247,7 +277,9 @@ class _KernelSession:
         self.connection, self.functions = connection, functions
         self.modules: dict[int, nn.Module] = {}          # ref -> the kernel's copy
         self.originals: dict[int, dict] = {}             # ref -> {name: module object} as received
-        self.baselines: dict[int, dict] = {}             # ref -> {state name: tensor} last reported
+        self.marks: dict[int, dict] = {}                 # ref -> state marks when last reported
+        self.new_refs = iter(range(-1, -10**9, -1))      # refs of models the kernel itself made
+        self.in_play: set = set()                        # refs of the running call's models and tensors
         self.tensors: dict[int, tuple] = {}              # ref -> (tensor, value as received)
 
     # -- receiving
@@ -256,6 +288,7 @@ class _KernelSession:
             self.modules[sent.ref] = sent.module
             self.originals[sent.ref] = dict(sent.module.named_modules())
         module = self.modules[sent.ref]
+        self.in_play.add(sent.ref)
         if sent.state is not None:
             with torch.no_grad():
                 for name, value in module.state_dict(keep_vars=True).items():
@@ -264,7 +297,7 @@ class _KernelSession:
         if sent.training is not None:
             for child, flag in zip(module.modules(), sent.training):
                 child.training = flag
-        self.baselines[sent.ref] = {name: value.detach().clone() for name, value in module.state_dict().items()}
+        self.marks[sent.ref] = state_marks(module)
         return module
 
     def _callback(self, callback: Callback):
@@ -284,6 +317,7 @@ class _KernelSession:
         if isinstance(value, SentTensor):
             tensor = value.tensor
             self.tensors[value.ref] = (tensor, tensor.detach().clone())
+            self.in_play.add(value.ref)
             return tensor
         if isinstance(value, KernelFunction):
             target = self.functions[value.index]
@@ -301,27 +335,30 @@ class _KernelSession:
 
     # -- sending
     def _encode_module(self, module: nn.Module) -> dict:
+        """A model the grader knows by its ref (its changes travel in the side effects); one the
+        kernel made (a deep copy) in full, the first time, under a new ref of its own."""
         for ref, known in self.modules.items():
             if known is module:
                 return {"ref": ref}
-        return {"ref": None, "structure": module_structure(module), "state": dict(module.state_dict()),
+        ref = next(self.new_refs)
+        self.modules[ref], self.originals[ref], self.marks[ref] = module, dict(module.named_modules()), state_marks(module)
+        self.in_play.add(ref)
+        return {"ref": None, "new_ref": ref, "structure": module_structure(module), "state": dict(module.state_dict()),
                 "training": [child.training for child in module.modules()]}
 
     def plain(self, value):
         return to_plain(value, self._encode_module)
 
     def effects(self) -> dict:
-        """What happened to every model and tensor received so far (sent only where it changed)."""
+        """What happened to the models and tensors of the running call (changed state only): a
+        call can change only what it was given or made."""
         models = {}
         for ref, module in self.modules.items():
+            if ref not in self.in_play:
+                continue
             now = dict(module.named_modules())
             original = self.originals[ref]
-            baseline = self.baselines[ref]
-            state = module.state_dict()
-            changed = {name: value.detach().clone() for name, value in state.items()
-                       if name not in baseline or baseline[name].shape != value.shape
-                       or not torch.equal(baseline[name], value)}
-            self.baselines[ref] = {name: value.detach().clone() for name, value in state.items()}
+            changed, self.marks[ref] = changed_state(module, self.marks[ref])
             models[ref] = {
                 "names": list(now),
                 "replaced": sorted(name for name, child in original.items() if now.get(name) is not child),
@@ -335,6 +372,8 @@ class _KernelSession:
             }
         tensors = {}
         for ref, (tensor, received) in self.tensors.items():
+            if ref not in self.in_play:
+                continue
             unchanged = tensor.shape == received.shape and torch.equal(tensor.detach(), received)
             tensors[ref] = {"value": None if unchanged else tensor.detach().clone(),
                             "grad": None if tensor.grad is None else tensor.grad.detach().clone()}
@@ -359,6 +398,13 @@ class _KernelSession:
 
     def execute(self, call: Call) -> dict:
         """Run one call; the answer carries the result (or the exception) and the side effects."""
+        outer, self.in_play = self.in_play, set()  # a call from inside a callback has its own
+        try:
+            return self._execute(call)
+        finally:
+            self.in_play = outer | self.in_play
+
+    def _execute(self, call: Call) -> dict:
         try:
             args, kwargs = self.resolve(call.args), self.resolve(call.kwargs)
             function = OPERATIONS[call.operation] if call.operation is not None else self.resolve(call.target)

@@ -12,6 +12,7 @@ import pytest
 
 from autograder import cli, sandbox
 from autograder.source_format import REPO_ROOT
+from student_src import assets
 from tests.kernels import Kernel as AnyKernel
 from tests.kernels import sandboxed_zygote
 from tests.processes import alive, outside_pid
@@ -197,7 +198,8 @@ def test_a_huge_file_hits_the_file_size_limit(Kernel):
 
 def test_grade_refuses_to_run_without_bwrap(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
-    assert cli.main(["grade", str(tmp_path), "--standin"]) == 1
+    monkeypatch.setenv(assets.STANDIN_ENV, "1")  # as --standin does, restored afterwards
+    assert cli.main(["grade", str(tmp_path)]) == 1
     message = capsys.readouterr().err
     assert "bubblewrap" in message and "apt install bubblewrap" in message and "--sandbox none" in message
 
@@ -208,7 +210,8 @@ def test_grade_with_sandbox_none_warns_once(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setenv("PATH", str(tmp_path))  # bwrap is not needed then
     monkeypatch.setattr(grade, "grade", lambda *args, **kwargs: calls.append(kwargs) or [])
-    assert cli.main(["grade", str(tmp_path), "--standin", "--sandbox", "none", "--out", str(tmp_path / "out")]) == 0
+    monkeypatch.setenv(assets.STANDIN_ENV, "1")  # as --standin does, restored afterwards
+    assert cli.main(["grade", str(tmp_path), "--sandbox", "none", "--out", str(tmp_path / "out")]) == 0
     assert calls and calls[0]["sandbox"] == "none"
     assert capsys.readouterr().err.count(sandbox.NONE_WARNING) == 1
 
