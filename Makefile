@@ -4,16 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo release figures fetch standin clean
+.PHONY: install bubblewrap test demo release figures fetch standin clean
 
 install: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
+	@command -v bwrap >/dev/null 2>&1 || $(MAKE) --no-print-directory bubblewrap
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## Grading runs every notebook in a bubblewrap sandbox (Debian/Ubuntu package bubblewrap).
+bubblewrap:
+	@if [ "$$(id -u)" -eq 0 ]; then as_root=""; else as_root="sudo"; fi; \
+	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq bubblewrap >/dev/null \
+	  || { $$as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq bubblewrap >/dev/null; } \
+	  || { echo "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), then run make again" >&2; exit 1; }
 
 ## Tests of the kit, offline: release up to date, then pytest.
 test: install
