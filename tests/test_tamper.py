@@ -278,7 +278,7 @@ def test_a_snooping_notebook_finds_nothing_of_the_grader_and_keeps_its_honest_sc
     assert _total(graded, "snooper").score == 8
     text = html.unescape(_feedback(tmp_path_factory, "snooper"))
     assert "FOUND: [] ENV:" in text and "no instructor secret" in text
-    for secret in (SECRET, "def check_", "XAI_TEST_INSTRUCTOR_SECRET"):  # (its own cells are the solution)
+    for secret in (SECRET, "def check_"):  # (its own cells are the solution and name the variable)
         assert secret not in text, secret
 
 
