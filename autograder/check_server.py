@@ -12,7 +12,8 @@ that runs nbgrader (outside the sandbox) and:
    function and sends back the result as plain data, read with ``torch.load(weights_only=True)``;
    what the call did to the models and tensors it was given is mirrored onto the objects here
    (mode, parameters and gradients, hooks, modules replaced), so a check reads side effects as
-   it always did. Functions the check passes *to* the student's code (a recording ``cam_fn``,
+   it always did; the call runs under the check's grad mode (a check may call inside
+   ``torch.no_grad()``). Functions the check passes *to* the student's code (a recording ``cam_fn``,
    a reference helper) stay here: the kernel calls back;
 4. records the verdict under the cell that is running (:meth:`CheckServer.cell_started`, told
    by the Execute preprocessor), and tells the kernel pass or fail, with the check's message.
@@ -256,7 +257,8 @@ class TrustedSession:
     # -- the conversation
     def call(self, target, args, kwargs, operation: str | None = None, replaced_globals: dict | None = None):
         message = wire.Call(target, self.encode(tuple(args)), self.encode(dict(kwargs)), operation,
-                            {name: self.encode(value) for name, value in (replaced_globals or {}).items()})
+                            {name: self.encode(value) for name, value in (replaced_globals or {}).items()},
+                            grad_enabled=torch.is_grad_enabled())
         wire.send_frame(self.connection, message)
         while True:
             answer = wire.receive_frame(self.connection, from_trusted_side=False)
@@ -283,7 +285,8 @@ class TrustedSession:
             kwargs = self.decode(request.get("kwargs", {"__dict__": []}))
             if not isinstance(kwargs, dict):
                 raise wire.ProtocolError("callback keyword arguments are not a dict")
-            result = function(*args, **{str(key): item for key, item in kwargs.items()})
+            with torch.set_grad_enabled(bool(request.get("grad_enabled", True))):
+                result = function(*args, **{str(key): item for key, item in kwargs.items()})
             return {"op": "return", "value": _detached(result)}
         except Exception as error:  # noqa: BLE001 (handed back to the student's code as its exception)
             return {"op": "raised", "type": type(error).__name__, "message": str(error)[:2000]}

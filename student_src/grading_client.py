@@ -125,12 +125,14 @@ class Callback:
 class Call:
     """Call ``target`` with ``args``/``kwargs``; ``operation`` names a built-in instead (see
     :data:`OPERATIONS`); ``replaced_globals`` maps names in the function's globals to callbacks
-    for the duration of the call (``student_src.checks.globals_replaced``)."""
+    for the duration of the call (``student_src.checks.globals_replaced``); ``grad_enabled``: the
+    caller's grad mode, which the call runs under."""
 
     def __init__(self, target: KernelFunction | None, args: tuple, kwargs: dict, operation: str | None = None,
-                 replaced_globals: dict | None = None):
+                 replaced_globals: dict | None = None, grad_enabled: bool = True):
         self.target, self.args, self.kwargs = target, args, kwargs
         self.operation, self.replaced_globals = operation, replaced_globals or {}
+        self.grad_enabled = grad_enabled  # the caller's torch.is_grad_enabled(): a call inside no_grad stays so
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +305,8 @@ class _KernelSession:
     def _callback(self, callback: Callback):
         def call_grader(*args, **kwargs):
             reply = self.request({"op": "callback", "id": callback.ident, "args": self.plain(args),
-                                  "kwargs": self.plain(kwargs), "effects": self.effects()})
+                                  "kwargs": self.plain(kwargs), "effects": self.effects(),
+                                  "grad_enabled": torch.is_grad_enabled()})
             return reply
 
         call_grader.__name__ = callback.name
@@ -409,6 +412,7 @@ class _KernelSession:
             args, kwargs = self.resolve(call.args), self.resolve(call.kwargs)
             function = OPERATIONS[call.operation] if call.operation is not None else self.resolve(call.target)
             with ExitStack() as stack:
+                stack.enter_context(torch.set_grad_enabled(bool(call.grad_enabled)))
                 if call.replaced_globals:
                     from student_src.checks import globals_replaced
 

@@ -2,7 +2,8 @@
 functions through the kernel's client (student_src/grading_client.py).
 
 - Every check gives the same verdict through the server as in-process: the reference passes all
-  of them, every known-wrong mutant fails exactly the checks it fails in-process (side effects
+  of them, every known-wrong mutant fails exactly the checks it fails in-process (its table in
+  ``tests/mutants/``, which ``tests/test_checks_a0N.py`` asserts in-process; side effects
   included: hooks left, modes, parameters, modules replaced, tensors changed in place, callbacks).
 - The server accepts only real checks, reads a kernel's messages as plain data only (a pickle
   that would run code is refused, not run), bounds message sizes, refuses library shortcuts,
@@ -78,22 +79,31 @@ def test_the_reference_passes_every_check_through_the_server(server, check):
 
 
 def _mutants():
+    """(student function name, mutant, check, expected verdict): from the mutant tables where they
+    exist (``MUTANTS``: which checks each mutant fails), else ``None`` (computed in-process)."""
     for module, mutants in MUTANT_MODULES.items():
-        for name, function in vars(mutants).items():
-            if "__" not in name or not callable(function) or name.startswith("_"):
-                continue
-            student_name = name.split("__")[0]
+        table = getattr(mutants, "MUTANTS", None)
+        if table is not None and all(isinstance(fails, frozenset) for fails in table.values()):  # {function: fails}
+            entries = [(function.__name__.split("__")[0], function, fails) for function, fails in table.items()]
+        elif table is not None:  # {name: Mutant(replaces, function, fails)}
+            entries = [(mutant.replaces, mutant.function, mutant.fails) for mutant in table.values()]
+        else:
+            entries = [(name.split("__")[0], function, None) for name, function in vars(mutants).items()
+                       if "__" in name and callable(function) and not name.startswith("_")]
+        for student_name, function, fails in entries:
             for check in module.CHECKS:
                 if student_name in inspect.signature(check).parameters:
-                    yield pytest.param(student_name, function, check, id=f"{name}-{check.__name__}")
+                    expected = None if fails is None else check.__name__ not in fails
+                    yield pytest.param(student_name, function, check, expected,
+                                       id=f"{getattr(function, '__name__', None) or function.func.__name__}-{check.__name__}-{len(fails or ())}")
 
 
-@pytest.mark.parametrize(("student_name", "mutant", "check"), list(_mutants()))
-def test_a_mutant_gets_the_same_verdict_through_the_server(server, student_name, mutant, check):
+@pytest.mark.parametrize(("student_name", "mutant", "check", "expected"), list(_mutants()))
+def test_a_mutant_gets_the_same_verdict_through_the_server(server, student_name, mutant, check, expected):
     arguments = {name: mutant if name == student_name else reference_function(name)
                  for name in inspect.signature(check).parameters}
     remote, message = _remote_verdict(server, check, arguments)
-    assert remote == _local_verdict(check, arguments), message
+    assert remote == (_local_verdict(check, arguments) if expected is None else expected), message
 
 
 # --- what the server refuses ------------------------------------------------------------------

@@ -80,8 +80,8 @@ def top_channels(model, layer_name, x, k=5):
     get_ipython().displayhook(2.0)
     raise NotImplementedError
 '''
-# All-zero answers, and lines that look like what a passing check printed in the old design.
-FAKE_PASS_LINES = FAKE_RECORD + '''
+# Lines that look like what a passing check printed in the old design.
+FAKE_PASS_LINES_ONLY = '''
 for _name in ("check_record_activations_values", "check_record_activations_cleanup", "check_top_channels"):
     print(f"[xai-kit check passed] a01_hooks.{_name} " + "0" * 64)
 '''
@@ -223,25 +223,21 @@ def graded(tmp_path_factory, standin_assets_module, listener):
     del _cell(retyped, CLEANUP)["outputs"], _cell(retyped, CLEANUP)["execution_count"]
     raises = harness.with_code(solved, "record_activations", "import this_module_does_not_exist")
     no_op_runner = copy.deepcopy(solved)
-    _cell(no_op_runner, "record_activations").source = NO_OP_RUNNER
+    _cell(no_op_runner, "record_activations").source = NO_OP_RUNNER + FAKE_PASS_LINES_ONLY
     reference = copy.deepcopy(solved)
     _cell(reference, "record_activations").source = REFERENCE_RECORD
     _cell(reference, "top_channels").source = REFERENCE_TOP
+    # Two tricks on nbgrader's scoring in one notebook: no traceback shown, an execute_result first.
     hidden_tracebacks = copy.deepcopy(blank)
-    _cell(hidden_tracebacks, "record_activations").source = HIDDEN_TRACEBACKS
-    displayhook = copy.deepcopy(blank)
-    _cell(displayhook, "record_activations").source = DISPLAYHOOK
-    fake_pass_lines = copy.deepcopy(solved)
-    _cell(fake_pass_lines, "record_activations").source = FAKE_PASS_LINES
-    snooper = harness.with_code(solved, "record_activations", SNOOP.format(**places))
-    writer = harness.with_code(solved, "record_activations", WRITE_AND_SEND.format(**places))
+    _cell(hidden_tracebacks, "record_activations").source = HIDDEN_TRACEBACKS + DISPLAYHOOK
+    # One notebook snoops, then writes everywhere and sends to the loopback (it keeps its honest score).
+    snooper = harness.with_code(solved, "record_activations", SNOOP.format(**places) + WRITE_AND_SEND.format(**places))
     injector = copy.deepcopy(solved)
     _cell(injector, "top_channels").source = CSV_INJECTION
-    students = {"honest": solved, "snooper": snooper, "writer": writer, "csv_injector": injector, "fake_checks": fake, "patched_reference": patched_reference,
+    students = {"honest": solved, "snooper": snooper, "csv_injector": injector, "fake_checks": fake, "patched_reference": patched_reference,
                 "looping": looping, "memory_hog": hog, "changed_points": points, "retyped": retyped,
                 "raises_on_import": raises, "shadowing": blank, "missing": None, "no_op_runner": no_op_runner,
-                "reference": reference, "hidden_tracebacks": hidden_tracebacks, "displayhook": displayhook,
-                "fake_pass_lines": fake_pass_lines}
+                "reference": reference, "hidden_tracebacks": hidden_tracebacks}
     students = {k: v for k, v in students.items() if v is not None}
     extra = {"shadowing": {"numpy.py": "raise SystemExit('shadowed numpy')\n",
                            "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
@@ -288,7 +284,7 @@ def test_a_notebook_writes_nothing_outside_its_own_copy_and_sends_nothing(graded
     from autograder.source_format import REPO_ROOT
 
     root = next(tmp_path_factory.getbasetemp().glob("tamper*"))
-    assert _total(graded, "writer").score == 8 and _total(graded, "honest").score == 8
+    assert _total(graded, "snooper").score == 8 and _total(graded, "honest").score == 8
     assert "overwritten" not in (root / "out" / "grades.csv").read_text()
     assert "overwritten" not in _feedback(tmp_path_factory, "honest")
     assert (root / "submissions" / "honest" / f"{A}.ipynb").read_text().startswith("{")
@@ -383,12 +379,9 @@ def test_replacing_the_hidden_check_runner_scores_zero(graded):
         assert "did not pass on the grader's side" in rows[cell].message
 
 
-def test_an_execute_result_before_an_error_scores_nothing(graded):
-    assert _total(graded, "displayhook").score == 0
-
-
 def test_printed_pass_lines_score_nothing(graded):
-    rows = graded["fake_pass_lines"]
+    """The no-op runner's notebook also prints lines like the old design's pass signatures."""
+    rows = graded["no_op_runner"]
     assert rows[VALUES].score == 0 and rows[CLEANUP].score == 0
 
 
@@ -399,7 +392,9 @@ def test_handing_in_the_instructors_reference_scores_zero(graded):
     assert "name 'record_activations' is not defined" in rows[VALUES].message
 
 
-def test_hiding_tracebacks_does_not_hide_failures(graded):
+def test_hiding_tracebacks_or_showing_a_result_first_does_not_hide_failures(graded):
+    """``showtraceback`` replaced, and each function calls ``displayhook`` before it raises
+    (nbgrader's determine_grade would return at that execute_result, before the error)."""
     assert _total(graded, "hidden_tracebacks").score == 0
 
 
