@@ -225,7 +225,9 @@ def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: di
     """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with the
     allow-listed part of ``env`` plus :data:`SANDBOX_ENV` as its only environment."""
     environment = sandbox_environment(env) | {SANDBOX_ENV: layout.to_env()}
-    options = ["bwrap", *_namespace_options(), *_system_binds(), *_private_folders(), *_etc_binds(layout),
+    # The private /tmp and HOME first: a later bind under them (a venv or checkout in /tmp) stays
+    # visible; made after them, the tmpfs would hide it.
+    options = ["bwrap", *_namespace_options(), *_private_folders(), *_system_binds(), *_etc_binds(layout),
                *_grading_binds(layout, Path(code), env), "--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for name, value in environment.items():
         options += ["--setenv", name, value]

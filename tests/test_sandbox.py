@@ -226,3 +226,14 @@ def test_the_check_socket_folder_is_bound_and_its_variable_passed(tmp_path):
     assert any(options[i:i + 3] == ["--ro-bind", folder, folder] for i in range(len(options)))
     assert any(options[i:i + 3] == ["--setenv", sandbox.CHECK_SOCKET_ENV, socket_path] for i in range(len(options)))
     assert "SECRET_TOKEN" not in options and "--clearenv" in options
+
+
+def test_the_private_tmp_and_home_come_before_every_bind_under_them(tmp_path):
+    """A venv, checkout or data folder under /tmp (a clone in /tmp, pytest's folders) must stay
+    visible: bwrap applies its options in order, so the tmpfs must come first."""
+    layout = sandbox.make_layout(root=tmp_path / "sb")
+    command = sandbox.bwrap_command(["true"], layout, tmp_path / "code", {})
+    options = command[:command.index("--")]
+    tmpfs = max(i for i, option in enumerate(options) if option == "--tmpfs")
+    binds = [i for i, option in enumerate(options) if option in ("--ro-bind", "--bind", "--ro-bind-try")]
+    assert all(i > tmpfs for i in binds), options
