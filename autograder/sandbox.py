@@ -98,8 +98,7 @@ class SandboxLayout:
     """The folders of one worker's sandbox, at the same path inside and outside.
 
     ``jobs`` (writable inside): one fresh working folder per kernel, a copy of the files of the
-    folder nbgrader runs it in. ``handoff`` (writable inside): the kernel's ZMQ ipc sockets and the
-    signing-key file the guard cell reads and deletes. ``connections`` (read-only inside): the
+    folder nbgrader runs it in. ``handoff`` (writable inside): the kernel's ZMQ ipc sockets. ``connections`` (read-only inside): the
     connection files jupyter_client writes (the worker's TMPDIR). ``etc``: the sandbox's
     ``passwd`` and ``group``. ``memory_mb``: the kernels' address-space limit.
     """
