@@ -2,9 +2,11 @@
 functions through the kernel's client (student_src/grading_client.py).
 
 - Every check gives the same verdict through the server as in-process: the reference passes all
-  of them, every known-wrong mutant fails exactly the checks it fails in-process (its table in
-  ``tests/mutants/``, which ``tests/test_checks_a0N.py`` asserts in-process; side effects
-  included: hooks left, modes, parameters, modules replaced, tensors changed in place, callbacks).
+  of them, and every known-wrong mutant fails, through the server, each check its table in
+  ``tests/mutants/`` says it fails in-process (``tests/test_checks_a0N.py``; side effects
+  included: hooks left, modes, parameters, modules replaced, tensors changed in place, grad
+  mode, callbacks). That it passes the others, and so loses exactly its points, the grading
+  modules check through nbgrader and this server.
 - The server accepts only real checks, reads a kernel's messages as plain data only (a pickle
   that would run code is refused, not run), bounds message sizes, refuses library shortcuts,
   and keeps its verdicts to itself: a kernel cannot write one.
@@ -94,6 +96,8 @@ def _mutants():
             for check in module.CHECKS:
                 if student_name in inspect.signature(check).parameters:
                     expected = None if fails is None else check.__name__ not in fails
+                    if expected:
+                        continue  # passing checks it should: the class run grades each mutant to the point
                     yield pytest.param(student_name, function, check, expected,
                                        id=f"{getattr(function, '__name__', None) or function.func.__name__}-{check.__name__}-{len(fails or ())}")
 

@@ -218,9 +218,9 @@ def graded(tmp_path_factory, standin_assets_module, listener):
     points = copy.deepcopy(blank)
     _cell(points, VALUES).metadata.nbgrader["points"] = 100
     _cell(points, VALUES).source = "pass"
-    retyped = copy.deepcopy(blank)
-    _cell(retyped, CLEANUP).cell_type = "markdown"
-    del _cell(retyped, CLEANUP)["outputs"], _cell(retyped, CLEANUP)["execution_count"]
+    # The same notebook also turns a test cell into markdown.
+    _cell(points, CLEANUP).cell_type = "markdown"
+    del _cell(points, CLEANUP)["outputs"], _cell(points, CLEANUP)["execution_count"]
     raises = harness.with_code(solved, "record_activations", "import this_module_does_not_exist")
     no_op_runner = copy.deepcopy(solved)
     _cell(no_op_runner, "record_activations").source = NO_OP_RUNNER + FAKE_PASS_LINES_ONLY
@@ -235,7 +235,7 @@ def graded(tmp_path_factory, standin_assets_module, listener):
     injector = copy.deepcopy(solved)
     _cell(injector, "top_channels").source = CSV_INJECTION
     students = {"honest": solved, "snooper": snooper, "csv_injector": injector, "fake_checks": fake, "patched_reference": patched_reference,
-                "looping": looping, "memory_hog": hog, "changed_points": points, "retyped": retyped,
+                "looping": looping, "memory_hog": hog, "changed_points": points,
                 "raises_on_import": raises, "shadowing": blank, "missing": None, "no_op_runner": no_op_runner,
                 "reference": reference, "hidden_tracebacks": hidden_tracebacks}
     students = {k: v for k, v in students.items() if v is not None}
@@ -340,8 +340,7 @@ def test_changed_points_and_cell_types_are_restored_and_counted(graded):
     total = _total(graded, "changed_points")
     assert total.score == 0 and total.max_score == 8
     assert f"points of {VALUES} restored" in total.message and f"edited locked cell {VALUES} restored" in total.message
-    retyped = _total(graded, "retyped")
-    assert retyped.score == 0 and f"cell type of {CLEANUP} changed back to code" in retyped.message
+    assert f"cell type of {CLEANUP} changed back to code" in total.message
 
 
 def test_a_notebook_that_raises_on_import_gets_its_honest_score(graded):
@@ -427,17 +426,16 @@ def _sleepers() -> list[int]:
 
 @pytest.fixture(scope="module")
 def rewriting_cohort(tmp_path_factory, standin_assets_module):
-    """One worker, in this order: a notebook that rewrites the hidden checks on disk, a known-wrong
-    one, a notebook that plants an IPython start-up file and a detached process, a known-wrong one."""
+    """One worker, in this order: a notebook that plants an IPython start-up file and a detached
+    process, then tries to rewrite the hidden checks on disk; then a known-wrong one."""
     from tests.mutants import a01_hooks as mutants
 
     root = tmp_path_factory.mktemp("rewrite")
     solved = harness.mutated_submission(A)
     wrong = harness.mutated_submission(A, mutants.top_channels__max_not_mean)
-    students = {"a_rewrites_checks": harness.with_code(solved, "top_channels", REWRITE_CHECKS, prepend=False),
-                "b_wrong_top_channels": wrong,
-                "c_plants_startup": harness.with_code(solved, "top_channels", PLANT_STARTUP, prepend=False),
-                "d_wrong_top_channels": wrong}
+    # The planting runs first: the rewrite then fails (the checks are not in the sandbox) and raises.
+    students = {"a_attacks": harness.with_code(solved, "top_channels", PLANT_STARTUP + REWRITE_CHECKS, prepend=False),
+                "b_wrong_top_channels": wrong}
     limits = Limits(cell_seconds=60, notebook_seconds=300, memory_mb=8192)
     # The defences of --sandbox none (file snapshots, leftover killing); tests/test_sandbox.py
     # shows that in the sandbox these attacks cannot even write.
@@ -446,12 +444,12 @@ def rewriting_cohort(tmp_path_factory, standin_assets_module):
 
 
 def test_rewriting_the_checks_on_disk_fails_and_changes_nothing_for_others(rewriting_cohort):
-    """The checks are not in the sandbox (or only read-only): the write fails, the notebook keeps
-    its honest score, and the next one graded by the same worker meets the real checks."""
+    """The checks are not in the sandbox: the write fails, the notebook keeps its honest score, and
+    the next one graded by the same worker meets the real checks."""
     from autograder.source_format import REPO_ROOT
 
     table, _ = rewriting_cohort
-    assert table["a_rewrites_checks"][TOTAL_ITEM].score == 8
+    assert table["a_attacks"][TOTAL_ITEM].score == 8
     assert table["b_wrong_top_channels"][TOTAL_ITEM].score == 6
     assert table["b_wrong_top_channels"][TOP].status == "failed"
     assert "def check_top_channels(*args, **kwargs):\n    pass" not in (
@@ -459,7 +457,9 @@ def test_rewriting_the_checks_on_disk_fails_and_changes_nothing_for_others(rewri
 
 
 def test_a_planted_startup_file_and_a_detached_process_do_not_reach_the_next_notebook(rewriting_cohort):
+    """Had the start-up file run in the next kernel, it would have failed there (no checks to
+    patch in the sandbox) or passed the wrong top_channels: the next notebook loses exactly its 2."""
     table, _ = rewriting_cohort
-    assert table["c_plants_startup"][TOTAL_ITEM].score == 8
-    assert table["d_wrong_top_channels"][TOTAL_ITEM].score == 6  # its check ran: no start-up file there
+    assert table["b_wrong_top_channels"][TOTAL_ITEM].score == 6
+    assert table["b_wrong_top_channels"][VALUES].status == "passed"
     assert _sleepers() == [], "a process the notebook detached outlived its grading"
