@@ -59,8 +59,9 @@ def _start_zygote(root: Path, layout, code: Path) -> tuple:
     """A zygote (in bwrap if ``layout``), waited for until its imports are done; its environment."""
     address = str(root / f"zygote-{uuid.uuid4().hex[:8]}.sock")
     env = dict(os.environ) | {prewarmed_kernel.ZYGOTE_ENV: address}
-    if layout is not None:
+    if layout is not None:  # as the worker starts it: the kernel's code is its only code of the kit
         env[sandbox.SANDBOX_ENV] = layout.to_env()
+        env["PYTHONPATH"] = str(code)
     process = prewarmed_kernel.start_zygote(address, env=env, sandbox_layout=layout, code=code)
     _first_cell_seconds(layout, env)  # the first kernel waits for the imports: not counted
     return process, env
