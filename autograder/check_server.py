@@ -221,10 +221,9 @@ class TrustedSession:
 
     def _rebuild_module(self, described: dict):
         """A model the kernel made (a deep copy of one it was given): rebuilt from the one it copies."""
-        structure = [tuple(entry[:2]) + (tuple(tuple(p) for p in entry[2]),) for entry in described.get("structure", [])]
+        structure = _normalized(described.get("structure", []))
         for module in self.modules.values():
-            if [(n, t, tuple((p, tuple(s)) for p, s in ps)) for n, t, ps in wire.module_structure(module)] == \
-                    [(n, t, tuple((p, tuple(s)) for p, s in ps)) for n, t, ps in structure]:
+            if _normalized(wire.module_structure(module)) == structure:
                 rebuilt = copy.deepcopy(module)
                 with torch.no_grad():
                     own = rebuilt.state_dict(keep_vars=True)
@@ -290,6 +289,12 @@ class TrustedSession:
             return {"op": "return", "value": _detached(result)}
         except Exception as error:  # noqa: BLE001 (handed back to the student's code as its exception)
             return {"op": "raised", "type": type(error).__name__, "message": str(error)[:2000]}
+
+
+def _normalized(structure) -> list:
+    """``module_structure`` with every list a tuple (what came over the wire compares equal)."""
+    return [(name, kind, tuple((parameter, tuple(shape)) for parameter, shape in parameters))
+            for name, kind, parameters in structure]
 
 
 def _detached(value, depth: int = 0):

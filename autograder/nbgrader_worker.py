@@ -262,7 +262,7 @@ def _become_subreaper() -> None:
         pass
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (read from /proc; empty where there is none)."""
     children: dict[int, list[int]] = {}
     try:
@@ -287,7 +287,7 @@ def _descendants(pid: int) -> list[int]:
 def _kill_leftovers(keep: set) -> None:
     """Between requests no kernel runs: kill every process below us except ``keep`` (the zygote),
     so nothing a graded notebook started in the background can touch the next one."""
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         if pid not in keep:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -59,11 +59,9 @@ def assert_map_invariants(maps, shape: tuple, what: str) -> None:
 
 def count_hooks(model: nn.Module) -> int:
     """Number of forward, forward-pre and backward hooks registered on ``model``'s modules."""
-    total = 0
-    for module in model.modules():
-        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            total += len(getattr(module, name, {}) or {})
-    return total
+    from student_src.grading_client import HOOK_DICTS
+
+    return sum(len(getattr(module, name, None) or {}) for module in model.modules() for name in HOOK_DICTS)
 
 
 class ModelSnapshot:

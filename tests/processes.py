@@ -13,23 +13,9 @@ def alive(pid: int) -> bool:
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` as this PID namespace sees them (those inside a sandbox's own
     PID namespace included: /proc shows them with their outside pids)."""
-    import os
+    from autograder.nbgrader_worker import descendants as listed
 
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, pending = set(), [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.add(child)
-            pending.append(child)
-    return found
+    return set(listed(pid))
 
 
 class ProcessRecorder:
