@@ -6,12 +6,24 @@ Comparisons use a relative error that stays meaningful near zero (as in EECS 498
 
 A check raises ``AssertionError`` with a message that says what is wrong; it never prints to
 stderr (nbgrader scores a test cell that writes to stderr as failed).
+
+The test cells call your functions through :func:`call`, which (1) starts from a known state:
+the notebook's model back in eval mode with the weights and BatchNorm statistics it was loaded
+with, (2) turns the crashes that come from a few common mistakes (a detached tensor where a
+gradient is needed, a layer name that needs ``model.get_submodule``, ``.squeeze()`` on a batch of
+one image, ...) into a message that says what to change, and (3) checks right after the call
+that your function left the model's train/eval mode, weights and BatchNorm statistics as they
+were. The messages name the mistake; they never contain expected values.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+import traceback
+import weakref
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,21 +41,41 @@ def rel_error(x, y) -> float:
 
 
 def assert_close(got, expected, tol: float, what: str) -> float:
-    """Raise ``AssertionError`` unless ``rel_error(got, expected) <= tol``; return the error."""
-    if not isinstance(got, torch.Tensor):
-        raise AssertionError(f"{what}: expected a torch.Tensor, got {type(got).__name__}")
+    """Raise ``AssertionError`` unless ``rel_error(got, expected) <= tol``; return the error.
+
+    The shape is compared first and a NaN or infinite value is named as such, so the message
+    keeps ``what`` and says which of the three went wrong.
+    """
+    assert_shape(got, tuple(torch.as_tensor(np.asarray(expected) if not isinstance(expected, torch.Tensor)
+                                            else expected).shape), what)
+    if got.is_floating_point() and not torch.isfinite(got).all():
+        raise AssertionError(f"{what}: {_NOT_FINITE}")
     error = rel_error(got, expected)
-    if not error <= tol:  # also catches NaN
-        raise AssertionError(f"{what}: relative error {error:.2e} is above the tolerance {tol:.0e}")
+    if not error <= tol:
+        bound = "must be exactly 0" if tol == 0 else f"is above the tolerance {tol:.0e}"
+        raise AssertionError(f"{what}: relative error {error:.2e} {bound}")
     return error
 
 
+_NOT_FINITE = ("contains NaN or infinite values: a division by zero? A constant map has max - min = 0; "
+               "keep the small constant in the denominator (m / (max(m) + 1e-7))")
+
+
 def assert_shape(tensor, shape: tuple, what: str) -> None:
-    """Raise unless ``tensor`` is a tensor of exactly ``shape``."""
+    """Raise unless ``tensor`` is a tensor of exactly ``shape``; name a dropped size-1 dimension."""
     if not isinstance(tensor, torch.Tensor):
         raise AssertionError(f"{what}: expected a torch.Tensor, got {type(tensor).__name__}")
-    if tuple(tensor.shape) != tuple(shape):
-        raise AssertionError(f"{what}: expected shape {tuple(shape)}, got {tuple(tensor.shape)}")
+    got, shape = tuple(tensor.shape), tuple(shape)
+    if got != shape:
+        hint = ""
+        if got == tuple(size for size in shape if size != 1) and 1 in shape:
+            hint = (": a dimension of size 1 is missing. `.squeeze()` without an argument also removes the "
+                    "batch dimension of a batch of one image; squeeze only the dimension you mean "
+                    "(`.squeeze(1)` or `[:, 0]`)")
+        elif got[-2:] == (32, 32) and len(got) == len(shape) and got[:-2] == shape[:-2]:
+            hint = (": that is CIFAR's image size; take the size from the input (`x.shape[-2:]`) or from the "
+                    "`size` argument instead of a fixed (32, 32)")
+        raise AssertionError(f"{what}: expected shape {shape}, got {got}{hint}")
 
 
 def assert_map_invariants(maps, shape: tuple, what: str) -> None:
@@ -52,7 +84,7 @@ def assert_map_invariants(maps, shape: tuple, what: str) -> None:
     if not maps.is_floating_point():
         raise AssertionError(f"{what}: expected a floating-point tensor, got {maps.dtype}")
     if not torch.isfinite(maps).all():
-        raise AssertionError(f"{what}: contains NaN or infinite values")
+        raise AssertionError(f"{what}: {_NOT_FINITE}")
     if maps.numel() and (maps.min() < 0 or maps.max() > 1):
         raise AssertionError(f"{what}: values must lie in [0, 1], got [{maps.min():.3g}, {maps.max():.3g}]")
 
@@ -154,3 +186,167 @@ def hello() -> None:
     for what, path in (("model checkpoint", checkpoint), ("CIFAR-10 test split", dataset)):
         state = "ok" if path.is_file() else f"MISSING: run {assets.FETCH_COMMAND}"
         print(f"  {what}: {state}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling a student's function from a test cell
+
+
+#: The state each model had when the notebook loaded it (``session.start`` remembers it): the
+#: test cells put a model back into this state before they call your function.
+_KNOWN_STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
+
+
+class _ModelState:
+    """Train/eval flags, parameters and buffers (BatchNorm running statistics) of a model."""
+
+    def __init__(self, model: nn.Module):
+        self.training = {name: module.training for name, module in model.named_modules()}
+        self.parameters = {name: p.detach().clone() for name, p in model.named_parameters()}
+        self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+
+    def differences(self, model: nn.Module, compare_buffers: bool = True) -> list[str]:
+        """What changed, as phrases that name the mistake ("left the model in train mode", ...)."""
+        found = []
+        flags = {name: module.training for name, module in model.named_modules()}
+        changed = [name for name, flag in flags.items() if self.training.get(name, flag) != flag]
+        if changed:
+            now = "train" if flags[changed[0]] else "eval"
+            before = "eval" if now == "train" else "train"
+            where = "the model" if "" in changed else f"module {changed[0]!r}"
+            found.append(f"left {where} in {now} mode (it was in {before} mode): do not call "
+                         f"`model.train()` or `model.eval()` in your function (a function that must switch "
+                         f"restores the mode it found, in `finally`)")
+        for name, parameter in model.named_parameters():
+            if name in self.parameters and not torch.equal(parameter.detach(), self.parameters[name]):
+                found.append(f"changed the weights of the model (parameter {name}): work on copies "
+                             f"(`.clone()`), never modify a parameter in place")
+                break
+        if compare_buffers:
+            for name, buffer in model.named_buffers():
+                if name in self.buffers and not torch.equal(buffer, self.buffers[name]):
+                    found.append(f"changed the BatchNorm running statistics ({name}): the forward pass ran in "
+                                 f"train mode; leave the model's mode alone (it is in eval mode here)")
+                    break
+        return found
+
+    def restore(self, model: nn.Module) -> None:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if name in self.parameters:
+                    parameter.copy_(self.parameters[name])
+            for name, buffer in model.named_buffers():
+                if name in self.buffers:
+                    buffer.copy_(self.buffers[name])
+        for name, module in model.named_modules():
+            module.training = self.training.get(name, module.training)
+
+
+def remember_model(model: nn.Module) -> nn.Module:
+    """Remember ``model``'s current state as the one every test cell starts from (``session.start``)."""
+    _KNOWN_STATES[model] = _ModelState(model)
+    return model
+
+
+def restore_known_state(model: nn.Module) -> bool:
+    """Put a remembered model back into its remembered state; ``True`` when something had changed."""
+    known = _KNOWN_STATES.get(model)
+    if known is None or not known.differences(model):
+        return False
+    known.restore(model)
+    return True
+
+
+#: Known crashes -> what to change. Each entry: exception types, a regular expression its
+#: message matches, and the message to show (``{name}`` is filled from the match).
+_KNOWN_CRASHES = (
+    ((RuntimeError,), r"One of the differentiated Tensors does not require grad",
+     "torch.autograd.grad was given a tensor that is not part of the autograd graph. Your forward hook "
+     "probably kept `output.detach()`: keep the layer's `output` itself (or the copy your hook returns) "
+     "to differentiate with respect to it, and detach only what you return"),
+    ((RuntimeError,), r"appears to not have been used in the graph",
+     "the tensor you differentiate with respect to was not used to compute the score: keep a tensor the "
+     "rest of the network is computed from, the layer's `output` itself or the copy your hook returns "
+     "(a copy that is kept but not returned is not in the graph)"),
+    ((RuntimeError,), r"element 0 of tensors does not require grad",
+     "the score has no autograd graph: the forward pass ran without gradients (a caller may be inside "
+     "`torch.no_grad()`: run the forward pass and the gradient inside `with torch.enable_grad():`), or the "
+     "logits or activations were detached before you differentiated"),
+    ((AttributeError, KeyError), r"""(?:no attribute|^)\s*[`'"]?(?P<name>\w+(?:\.\w+)+)[`'"]?""",
+     "'{name}' is a path of module names, not one attribute: look layers up with "
+     "`model.get_submodule(name)`, which follows the dots (`getattr`, `model._modules[...]` and "
+     "`dict(model.named_children())` know only the top-level names)"),
+    ((RuntimeError,), r"selected index k out of range",
+     "`topk` was asked for more values than the dimension it selects along has: the channel means are "
+     "(B, C), so take the top channels along `dim=1` (dim=0 is the batch)"),
+    ((ValueError, NotImplementedError), r"(same number of spatial dimensions|needs 4D input)",
+     "`F.interpolate` needs a (B, 1, h, w) tensor for 2-D (bilinear) resizing: add the channel dimension "
+     "(`maps[:, None]` or `.unsqueeze(1)`) before and remove it (`[:, 0]`) after"),
+    ((IndexError, RuntimeError), r"Dimension out of range",
+     "a tensor has fewer dimensions than your code indexes. Often `.squeeze()` without an argument: on a "
+     "batch of one image it also removes the batch dimension; squeeze only the dimension you mean "
+     "(`.squeeze(1)` or `[:, 0]`)"),
+)
+
+_THIS_FILE = str(Path(__file__).resolve())
+
+
+def _where_in_your_code(error: BaseException) -> str:
+    """' (in your code: `line`)' for the last frame of the traceback that is not torch's or ours."""
+    torch_dir = str(Path(torch.__file__).resolve().parent)
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not str(Path(frame.filename).resolve()).startswith((torch_dir, _THIS_FILE))
+              and "site-packages" not in frame.filename and frame.line]
+    return f" (raised at: `{frames[-1].line.strip()}`)" if frames else ""
+
+
+def explain_crash(error: BaseException) -> str | None:
+    """What a known crash usually means and what to change, or ``None`` for any other error."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    for types, pattern, explanation in _KNOWN_CRASHES:
+        match = re.search(pattern, text) if isinstance(error, types) else None
+        if match:
+            return explanation.format(**match.groupdict())
+    return None
+
+
+def call(function, *args, what: str | None = None, **kwargs):
+    """Call your ``function(*args, **kwargs)`` as a test cell does, and return its result.
+
+    1. Every model among the arguments that the notebook loaded is put back into the state it was
+       loaded in (eval mode, its weights and BatchNorm statistics), in case an earlier cell
+       changed it; a note is printed when that was needed.
+    2. A crash from a known mistake becomes an ``AssertionError`` that says what to change (and
+       which line of your code raised); any other exception is raised as it is.
+    3. Right after the call, each model among the arguments must have the same train/eval mode
+       and weights as before and, if it was in eval mode, the same BatchNorm statistics (in
+       train mode a forward pass updates them by design). If not, the model is put back and an
+       ``AssertionError`` names what your function changed.
+
+    ``what`` names the call in messages (default: the function's name).
+    """
+    what = what or f"{getattr(function, '__name__', 'your function')}(...)"
+    models = [value for value in (*args, *kwargs.values()) if isinstance(value, nn.Module)]
+    for model in models:
+        if restore_known_state(model):
+            print(f"Note: the model was not in the state the notebook loaded it in (an earlier cell changed "
+                  f"its mode or statistics); it was put back before calling {what}.")
+    before = [(model, _ModelState(model)) for model in models]
+    try:
+        result = function(*args, **kwargs)
+    except Exception as error:
+        explanation = explain_crash(error)
+        if explanation is None:
+            raise
+        message = f"{what} raised {type(error).__name__}: {explanation}{_where_in_your_code(error)}"
+        raise AssertionError(message) from None
+    finally:
+        problems = []
+        for model, state in before:
+            changes = state.differences(model, compare_buffers=not any(state.training.values()))
+            if changes:
+                state.restore(model)
+            problems += changes
+    if problems:
+        raise AssertionError(f"{what} {problems[0]}. (The model was put back as it was.)")
+    return result

@@ -18,7 +18,9 @@ def start(seed: int = 0):
     2. seeds torch and numpy, so figures are the same on every run;
     3. prints the environment check (:func:`student_src.checks.hello`);
     4. turns TF32 off on GPUs (:func:`full_float32`), so the checks' float32 tolerances hold there;
-    5. loads the CIFAR-10 ResNet-18 (eval mode, on the GPU if there is one) and the test split.
+    5. loads the CIFAR-10 ResNet-18 (eval mode, on the GPU if there is one) and the test split;
+       the test cells put the model back into this state before they call your functions
+       (:func:`student_src.checks.call`).
 
     Raises ``MissingAssetError`` naming the fetch command when the model or data are missing.
     """
@@ -28,7 +30,7 @@ def start(seed: int = 0):
     np.random.seed(seed)
     full_float32()
     checks.hello()
-    model = models.load_model()
+    model = checks.remember_model(models.load_model())  # the state every test cell starts from
     test_set = data.load_test_set()
     device = next(model.parameters()).device
     print(f"Model on {device}; {len(test_set)} test images; classes: {', '.join(test_set.classes)}")

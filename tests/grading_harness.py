@@ -173,3 +173,13 @@ def assert_alternatives_get_full_marks(table: dict, assignment: str, alternative
     assert len(names) == max(len(functions) for functions in alternatives.values())
     for name in names:
         assert_loses_exactly(table, name, assignment, set())
+
+
+def assert_cell_messages(table: dict, student_id: str, messages: dict) -> None:
+    """Each cell's row message (the first error the cell showed) starts with ``AssertionError: ``
+    and the expected text; ``None``: the cell failed, its message is the hidden check's."""
+    rows = table[student_id]
+    for cell, expected in messages.items():
+        assert rows[cell].status == "failed", (student_id, cell, rows[cell].status)
+        if expected is not None:
+            assert rows[cell].message.startswith(f"AssertionError: {expected}"), (student_id, cell, rows[cell].message)

@@ -16,6 +16,23 @@ MUTANTS = {
     "aliased": (mutants.record_activations__aliased, {VALUES}),
     "top_max": (mutants.top_channels__max_not_mean, {TOP}),
 }
+#: Mistakes made on the way, two to a notebook (each pair's second mistake is in another
+#: function): the cells each notebook loses, and the start of the visible message each of those
+#: cells shows (the row's message: the first error in the cell). ``None``: the cell fails
+#: through its hidden check (record_activations' values: the hidden check tries nested names).
+VISIBLE_MESSAGES = {
+    "mistakes_eval_mode_topk_dim0": (
+        (mutants.record_activations__sets_eval_mode, mutants.top_channels__topk_over_images),
+        {CLEANUP: "record_activations on a model in train mode left the model in eval mode (it was in train mode)",
+         TOP: "top_channels(...) raised RuntimeError: `topk` was asked for more values than the dimension"}),
+    "mistakes_getattr_squeeze": (
+        (mutants.record_activations__getattr_layer_names, mutants.top_channels__squeezes_the_batch),
+        {CLEANUP: "record_activations(...) raised AttributeError: 'layer4.1.conv2' is a path of module names, "
+                  "not one attribute: look layers up with `model.get_submodule(name)`",
+         VALUES: None,
+         TOP: "top_channels on a batch of one image raised IndexError: a tensor has fewer dimensions than your "
+              "code indexes. Often `.squeeze()` without an argument"}),
+}
 
 
 def cohort() -> dict:
@@ -34,6 +51,8 @@ def cohort() -> dict:
     students["deleter"] = deleted
     for name, (mutant, _) in MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
+    for name, (functions, _) in VISIBLE_MESSAGES.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
     return students
 
@@ -82,3 +101,10 @@ def test_corrupt_notebook_gets_a_clear_row_and_others_are_graded(graded):
 def test_correct_alternatives_get_full_autograded_marks(graded):
     """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
     harness.assert_alternatives_get_full_marks(graded, ASSIGNMENT, alternatives.ALTERNATIVES)
+
+
+@pytest.mark.parametrize("name", sorted(VISIBLE_MESSAGES))
+def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded, name):
+    _, messages = VISIBLE_MESSAGES[name]
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, set(messages))
+    harness.assert_cell_messages(graded, name, messages)

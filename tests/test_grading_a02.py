@@ -12,6 +12,7 @@ from autograder.checks import a02_gradcam
 from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
 from tests.alternatives import a02_gradcam as alternatives
+from tests.mutants import a02_gradcam as mutants
 from tests.mutants.a02_gradcam import MUTANTS, NOTEBOOK_MUTANTS, activations_and_gradients__library_aliasing
 
 ASSIGNMENT = "02_gradcam"
@@ -39,7 +40,52 @@ CAUGHT_BY_VISIBLE_CHECKS = {
     "grad_cam_divide_by_max_only": {"test_grad_cam_layers"},
 }
 MANUAL_ITEMS = {"grad_cam_variant", "q_layers", "q_methods_coincide", "q_classes", "q_right_wrong", "q_ablations",
-                "q_library_methods", "q_model", "q_trust", "q_shapley"}
+                "q_model", "q_trust"}
+
+AAG_CELLS = ("test_activations_and_gradients_values", "test_activations_and_gradients_targets",
+             "test_activations_and_gradients_cleanup")
+GRAD_CAM_CELLS = tuple(CELL_OF_CHECK.values())
+SCALE_CELLS = ("test_scale_cams_values", "test_scale_cams_edge_cases")
+TRAIN_MODE = "left the model in train mode (it was in eval mode): do not call `model.train()` or `model.eval()`"
+DETACHED = ("raised RuntimeError: torch.autograd.grad was given a tensor that is not part of the autograd graph. "
+            "Your forward hook probably kept `output.detach()`")
+INTERPOLATE = "raised ValueError: `F.interpolate` needs a (B, 1, h, w) tensor for 2-D (bilinear) resizing"
+#: Mistakes made on the way, grouped into notebooks whose failing cells are disjoint: the
+#: functions pasted in, and the start of the visible message of every cell the notebook loses.
+#: (The first error of a cell is its row's message.)
+VISIBLE_MESSAGES = {
+    "mistakes_train_mode_no_epsilon": (
+        (mutants.activations_and_gradients__sets_train_mode, mutants.scale_cams__without_epsilon),
+        {"test_activations_and_gradients_values": f"activations_and_gradients(...) {TRAIN_MODE}",
+         "test_activations_and_gradients_targets": f"activations_and_gradients with targets=7 {TRAIN_MODE}",
+         "test_activations_and_gradients_cleanup": f"activations_and_gradients(...) {TRAIN_MODE}",
+         "test_grad_cam_layers": f"grad_cam(model, 'layer3', x) {TRAIN_MODE}",
+         "test_grad_cam_targets": f"grad_cam at layer4 for the predicted classes {TRAIN_MODE}",
+         "test_grad_cam_tiny_cnn": f"grad_cam(...) {TRAIN_MODE}",
+         "test_grad_cam_side_effects": f"grad_cam(...) {TRAIN_MODE}",
+         "test_scale_cams_edge_cases": "scale_cams of constant maps: contains NaN or infinite values: a division by "
+                                       "zero? A constant map has max - min = 0"}),
+    "mistake_detached_output": (
+        (mutants.activations_and_gradients__detached_output,),
+        {**{cell: f"activations_and_gradients(...) {DETACHED}" for cell in AAG_CELLS[::2]},
+         "test_activations_and_gradients_targets": f"activations_and_gradients with targets=7 {DETACHED}",
+         "test_grad_cam_layers": f"grad_cam(model, 'layer3', x) {DETACHED}",
+         "test_grad_cam_targets": f"grad_cam at layer4 for the predicted classes {DETACHED}",
+         "test_grad_cam_tiny_cnn": f"grad_cam(...) {DETACHED}",
+         "test_grad_cam_side_effects": f"grad_cam(...) {DETACHED}"}),
+    "mistake_interpolate_without_channel_dim": (
+        (mutants.scale_cams__interpolate_without_channel_dim,),
+        {"test_scale_cams_values": f"scale_cams(...) {INTERPOLATE}",
+         "test_scale_cams_edge_cases": f"scale_cams(...) {INTERPOLATE}",
+         "test_grad_cam_layers": f"grad_cam(model, 'layer3', x) {INTERPOLATE}",
+         "test_grad_cam_targets": f"grad_cam at layer4 for the predicted classes {INTERPOLATE}",
+         "test_grad_cam_tiny_cnn": f"grad_cam(...) {INTERPOLATE}",
+         "test_grad_cam_side_effects": f"grad_cam(...) {INTERPOLATE}"}),
+    "mistake_fixed_size_32": (
+        (mutants.grad_cam__fixed_size_32,),
+        {"test_grad_cam_tiny_cnn": "tiny CNN, class 0: expected shape (1, 2, 2), got (1, 32, 32): that is CIFAR's "
+                                   "image size; take the size from the input (`x.shape[-2:]`)"}),
+}
 
 
 def cohort() -> dict:
@@ -49,6 +95,8 @@ def cohort() -> dict:
     for name, mutant in NOTEBOOK_MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
     students["aliasing_hook"] = harness.mutated_submission(ASSIGNMENT, activations_and_gradients__library_aliasing)
+    for name, (functions, _) in VISIBLE_MESSAGES.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
     return students
 
@@ -113,3 +161,10 @@ def test_a_hook_that_keeps_an_overwritten_output_loses_its_cells(graded):
     in-place operation follows) pass, as the library does there."""
     harness.assert_loses_exactly(graded, "aliasing_hook", ASSIGNMENT,
                                  {"test_activations_and_gradients_values", "test_grad_cam_layers"})
+
+
+@pytest.mark.parametrize("name", sorted(VISIBLE_MESSAGES))
+def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded, name):
+    _, messages = VISIBLE_MESSAGES[name]
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, set(messages))
+    harness.assert_cell_messages(graded, name, messages)

@@ -43,12 +43,17 @@ print(model)
 
 # %% [markdown]
 # ### 1.1 Baseline accuracy
-# The cell below classifies the test split (all 10 000 images when you run it; a fixed subset
-# of 256 when the autograder runs it, to keep grading fast) and reports the accuracy overall
-# and per class.
+# The cell below classifies the test split and reports the accuracy overall and per class.
+# All 10 000 images take about 3 minutes on a laptop CPU (a few seconds on a GPU): set
+# `N_IMAGES = 2000` for a first run (about 30 s), and back to 10 000 for your answers. The
+# autograder always uses a fixed subset of 256 images, to keep grading fast. The cells below
+# reuse these predictions.
 
 # %% [code] id=fig_accuracy_per_class
+N_IMAGES = 10_000  # the whole test split: about 3 minutes on a CPU; 2000 for a quick first run
 eval_indices = data.evaluation_indices(test_set)
+if len(eval_indices) > N_IMAGES:
+    eval_indices = data.subset_indices(N_IMAGES, len(test_set), seed=0)
 probabilities = data.predict(model, test_set, eval_indices)
 confidences, predictions = probabilities.max(dim=1)
 labels = test_set.labels[eval_indices]
@@ -135,12 +140,20 @@ print(f"smallest value kept with .detach().clone(): {kept['clone'].min():.3f}  (
 
 # %% [solution] id=record_activations functions=solutions.hooks:record_activations
 
+# %% [markdown]
+# The test cells call your function through `checks.call(function, arguments...)`: it puts the
+# notebook's model back into the state it was loaded in (eval mode, its weights and BatchNorm
+# statistics), turns a crash from a common mistake into a message that says what to change, and
+# checks right after the call that your function left the model's mode, weights and statistics
+# as they were. Read the message of a failing check first: it names the mistake (never the
+# expected numbers; some checks are hidden).
+
 # %% [tests] id=test_record_activations_values points=3
 # Shapes and values: compare with running the stages by hand on a small batch. The tolerance 1e-5 is
 # 10x the float32 round-off between correct implementations (measured: at most about 1e-6).
 x_check, _ = test_set.batch([0, 1, 2])
 x_check = x_check.to(DEVICE)
-recorded = record_activations(model, ["layer1", "layer2", "layer3", "layer4"], x_check)
+recorded = checks.call(record_activations, model, ["layer1", "layer2", "layer3", "layer4"], x_check)
 assert isinstance(recorded, dict), "record_activations must return a dict"
 assert list(recorded) == ["layer1", "layer2", "layer3", "layer4"], "keys must be the layer names, in order"
 expected_shapes = {"layer1": (3, 64, 32, 32), "layer2": (3, 128, 16, 16),
@@ -159,10 +172,15 @@ hidden.run("a01_hooks", "check_record_activations_values", record_activations)
 ### END HIDDEN TESTS
 
 # %% [tests] id=test_record_activations_cleanup points=3
-# Hooks must be gone after the call, also when the forward pass raises; the model's mode stays.
+# Hooks must be gone after the call, also when the forward pass raises; the model's mode stays
+# (checks.call checks it, also on a small model in train mode); nested names like "layer4.1.conv2".
 hooks_before = checks.count_hooks(model)
-record_activations(model, ["layer2", "layer4.1.conv2"], x_check)
+checks.call(record_activations, model, ["layer2", "layer4.1.conv2"], x_check)
 assert checks.count_hooks(model) == hooks_before, "a hook was left registered on the model"
+with torch.random.fork_rng(devices=[]):
+    small_in_train_mode = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).train()
+checks.call(record_activations, small_in_train_mode, ["0", "2"], torch.ones(2, 3, 8, 8),
+            what="record_activations on a model in train mode")
 
 
 class Exploding(nn.Module):
@@ -186,12 +204,16 @@ hidden.run("a01_hooks", "check_record_activations_cleanup", record_activations)
 # %% [solution] id=top_channels functions=solutions.hooks:top_channels
 
 # %% [tests] id=test_top_channels points=2
-values, indices = top_channels(model, "layer3", x_check, k=4)
+# One value and one channel index per image and rank, also for a batch of one image.
+values, indices = checks.call(top_channels, model, "layer3", x_check, k=4)
 checks.assert_shape(values, (3, 4), "top_channels values")
 checks.assert_shape(indices, (3, 4), "top_channels indices")
 assert (values[:, :-1] >= values[:, 1:]).all(), "values must be sorted from largest to smallest"
-layer3_means = record_activations(model, ["layer3"], x_check)["layer3"].mean(dim=(2, 3))
+layer3_means = checks.call(record_activations, model, ["layer3"], x_check)["layer3"].mean(dim=(2, 3))
 checks.assert_close(values, layer3_means.gather(1, indices), 1e-6, "values must be the channels' mean activations")
+one_values, one_indices = checks.call(top_channels, model, "layer3", x_check[:1], k=4,
+                                      what="top_channels on a batch of one image")
+checks.assert_shape(one_indices, (1, 4), "top_channels indices for a batch of one image")
 print("top_channels looks right.")
 ### BEGIN HIDDEN TESTS
 from student_src import grading_client as hidden

@@ -15,13 +15,19 @@
 #   L^c_{\text{Grad-CAM}} = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big)$$
 #
 # ($Z$ is the number of positions). $L^c$ has the layer's resolution (4x4 at `layer4` of our
-# ResNet-18); it is upsampled to 32x32 and scaled to [0, 1] to lay it over the image.
+# ResNet-18). To lay it over the image it is scaled to [0, 1] at that resolution, upsampled to
+# 32x32, and scaled to [0, 1] again (Part 1.3 gives the exact steps).
 #
 # **You will:** implement Grad-CAM in four small functions and check them against the
 # reference library [pytorch-grad-cam](https://github.com/jacobgil/pytorch-grad-cam) (Part 1);
 # compare layers (Part 2) and classes (Part 3); look at right and wrong predictions (Part 4);
-# switch off parts of the algorithm (Part 5); compare the library's other methods (Part 6);
-# answer questions on what the maps say and when to trust them (Part 7).
+# switch off parts of the algorithm (Part 5); answer questions on what the maps say and when to
+# trust them (Part 6). Part 7, a tour of the library's other methods, is optional.
+#
+# **Time:** about 4 hours: 2 to 2.5 for Part 1 (the first function is the hard one), 30 minutes
+# for Part 5's function, 1 to 1.5 for the figures and the written answers. Running the whole
+# notebook takes about a minute on a laptop CPU (the optional ScoreCAM, switched off by default,
+# adds about 25 s per image).
 #
 # **Grading:** the cells marked with points are graded automatically (some checks are hidden:
 # they try other layers, targets, batch sizes and a tiny network whose map is computed by hand)
@@ -89,9 +95,12 @@ GRADING = data.grading_mode()  # True while the autograder runs this notebook: f
 # so d logit_c / d A[k, i, j] = fc.weight[c, k] / 16, the same at every position.
 # Tolerances: 1e-5 is 10x the float32 round-off between correct implementations (measured: at most
 # about 1e-6, e.g. one image at a time vs a batch); 1e-6 where both sides compute the same thing.
+# checks.call(f, ...) calls your f as a test cell does: it starts from the model as the notebook
+# loaded it, names the mistake behind a known crash, and checks that f left the model's mode,
+# weights and BatchNorm statistics as they were (Assignment 1 explains it).
 x_check, _ = test_set.batch([0, 1, 2])
 x_check = x_check.to(DEVICE)
-activations, gradients, logits = activations_and_gradients(model, "layer4", x_check)
+activations, gradients, logits = checks.call(activations_and_gradients, model, "layer4", x_check)
 checks.assert_shape(activations, (3, 512, 4, 4), "activations at layer4")
 checks.assert_shape(gradients, (3, 512, 4, 4), "gradients at layer4")
 checks.assert_shape(logits, (3, 10), "logits")
@@ -107,7 +116,8 @@ predicted = logits.argmax(dim=1)
 checks.assert_close(gradients, fc_gradient[predicted][:, :, None, None].expand(-1, -1, 4, 4), 1e-5,
                     "gradients of the predicted classes at layer4")
 with torch.no_grad():  # a caller may be inside no_grad(): your function must still get gradients
-    _, gradients_in_no_grad, _ = activations_and_gradients(model, "layer4", x_check)
+    _, gradients_in_no_grad, _ = checks.call(activations_and_gradients, model, "layer4", x_check,
+                                             what="activations_and_gradients inside torch.no_grad()")
 checks.assert_close(gradients_in_no_grad, gradients, 1e-6, "gradients when called inside torch.no_grad()")
 print("Shapes, activations, logits and gradients look right.")
 ### BEGIN HIDDEN TESTS
@@ -124,7 +134,8 @@ with torch.no_grad():
     runner_up = model(x_check).topk(2, dim=1).indices[:, 1]
 fc_gradient = model.fc.weight.detach() / 16
 for targets, what in ((7, "targets=7"), (runner_up.tolist(), "a list of classes"), (runner_up, "a tensor of classes")):
-    _, target_gradients, _ = activations_and_gradients(model, "layer4", x_check, targets)
+    _, target_gradients, _ = checks.call(activations_and_gradients, model, "layer4", x_check, targets,
+                                         what=f"activations_and_gradients with {what}")
     classes = torch.as_tensor(targets, device=DEVICE).reshape(-1).expand(3)
     checks.assert_close(target_gradients, fc_gradient[classes][:, :, None, None].expand(-1, -1, 4, 4), 1e-5,
                         f"gradients at layer4 with {what}")
@@ -140,7 +151,7 @@ hidden.run("a02_gradcam", "check_activations_and_gradients_targets", activations
 # hook is removed also when the forward pass raises.
 x_check, _ = test_set.batch([0, 1])
 snapshot = checks.ModelSnapshot(model)
-activations_and_gradients(model, "layer3", x_check.to(DEVICE))
+checks.call(activations_and_gradients, model, "layer3", x_check.to(DEVICE))
 snapshot.assert_unchanged(model, "activations_and_gradients on the notebook's model")
 
 
@@ -172,11 +183,12 @@ hidden.run("a02_gradcam", "check_activations_and_gradients_cleanup", activations
 
 # %% [tests] id=test_gradcam_channel_weights points=1
 # By hand: channel 0 has gradients [[1, 2], [3, 6]] (mean 3), channel 1 [[-1, 1], [0, 4]] (mean 1).
-by_hand = gradcam_channel_weights(torch.tensor([[[[1.0, 2.0], [3.0, 6.0]], [[-1.0, 1.0], [0.0, 4.0]]]]))
+by_hand = checks.call(gradcam_channel_weights, torch.tensor([[[[1.0, 2.0], [3.0, 6.0]], [[-1.0, 1.0], [0.0, 4.0]]]]))
 checks.assert_shape(by_hand, (1, 2), "gradcam_channel_weights of a (1, 2, 2, 2) tensor")
 checks.assert_close(by_hand, torch.tensor([[3.0, 1.0]]), 1e-6, "gradcam_channel_weights by hand")
 random_gradients = torch.randn(4, 512, 4, 4, generator=torch.Generator().manual_seed(0))
-checks.assert_shape(gradcam_channel_weights(random_gradients), (4, 512), "gradcam_channel_weights at layer4")
+checks.assert_shape(checks.call(gradcam_channel_weights, random_gradients), (4, 512),
+                    "gradcam_channel_weights at layer4")
 print("The weights are the average gradients.")
 ### BEGIN HIDDEN TESTS
 from student_src import grading_client as hidden
@@ -196,18 +208,18 @@ hidden.run("a02_gradcam", "check_gradcam_channel_weights", gradcam_channel_weigh
 # %% [tests] id=test_scale_cams_values points=2
 # By hand, a 2x2 map kept at 2x2 (upsampling to the same size changes nothing):
 # ReLU -> [[2, 0], [0, 4]]; min-max -> [[0.5, 0], [0, 1]]; the second pass changes nothing.
-by_hand = scale_cams(torch.tensor([[[2.0, -1.0], [0.0, 4.0]]]), (2, 2))
+by_hand = checks.call(scale_cams, torch.tensor([[[2.0, -1.0], [0.0, 4.0]]]), (2, 2))
 checks.assert_map_invariants(by_hand, (1, 2, 2), "scale_cams of one 2x2 map")
 checks.assert_close(by_hand, torch.tensor([[[0.5, 0.0], [0.0, 1.0]]]), 1e-6, "scale_cams by hand")
 # Maps of very different scales in one batch, and a rectangular size, against the library.
 generator = torch.Generator().manual_seed(0)
 raw_maps = torch.randn(3, 4, 4, generator=generator) * torch.tensor([0.1, 1.0, 100.0]).view(3, 1, 1)
-scaled = scale_cams(raw_maps.clone(), (32, 32))
+scaled = checks.call(scale_cams, raw_maps.clone(), (32, 32))
 checks.assert_map_invariants(scaled, (3, 32, 32), "scale_cams(cams, (32, 32))")
 checks.assert_close(scaled, library_cams.library_scale_cams(raw_maps, (32, 32)), 1e-5,
                     "scale_cams vs pytorch-grad-cam")
 rectangular = torch.randn(2, 3, 5, generator=generator)
-checks.assert_close(scale_cams(rectangular.clone(), (12, 20)),
+checks.assert_close(checks.call(scale_cams, rectangular.clone(), (12, 20)),
                     library_cams.library_scale_cams(rectangular, (12, 20)), 1e-5,
                     "scale_cams to a rectangular size (12, 20) vs pytorch-grad-cam")
 print("scale_cams agrees with pytorch-grad-cam.")
@@ -220,10 +232,11 @@ hidden.run("a02_gradcam", "check_scale_cams_values", scale_cams)
 # %% [tests] id=test_scale_cams_edge_cases points=1
 # A constant map (all zero, or the same value everywhere) has nothing to show: all zeros, no NaN.
 constant = torch.tensor([0.0, 5.0]).view(2, 1, 1).expand(2, 4, 4).contiguous()
-checks.assert_close(scale_cams(constant.clone(), (8, 8)), torch.zeros(2, 8, 8), 0.0, "scale_cams of constant maps")
+checks.assert_close(checks.call(scale_cams, constant.clone(), (8, 8)), torch.zeros(2, 8, 8), 0.0,
+                    "scale_cams of constant maps")
 # Tiny raw maps (an untrained model's are about 1e-6): here the order of the steps and the 1e-7 matter.
 tiny = 1e-6 * torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(1))
-checks.assert_close(scale_cams(tiny.clone(), (32, 32)), library_cams.library_scale_cams(tiny, (32, 32)), 1e-5,
+checks.assert_close(checks.call(scale_cams, tiny.clone(), (32, 32)), library_cams.library_scale_cams(tiny, (32, 32)), 1e-5,
                     "scale_cams of maps with values about 1e-6 vs pytorch-grad-cam")
 print("Edge cases handled.")
 ### BEGIN HIDDEN TESTS
@@ -247,7 +260,7 @@ hidden.run("a02_gradcam", "check_scale_cams_edge_cases", scale_cams)
 x_check, _ = test_set.batch([0, 1, 2, 3])
 x_check = x_check.to(DEVICE)
 for layer_name in ("layer3", "layer2"):
-    ours = grad_cam(model, layer_name, x_check)
+    ours = checks.call(grad_cam, model, layer_name, x_check, what=f"grad_cam(model, {layer_name!r}, x)")
     checks.assert_map_invariants(ours, (4, 32, 32), f"grad_cam(model, {layer_name!r}, x)")
     checks.assert_close(ours, library_cams.library_grad_cam(model, layer_name, x_check), 1e-5,
                         f"grad_cam at {layer_name!r} vs pytorch-grad-cam")
@@ -267,7 +280,7 @@ with torch.no_grad():
 cases = [(None, x_check, "the predicted classes"), (runner_up, x_check, "the runner-up classes"),
          (3, x_check, "targets=3 for every image"), (runner_up[1:2], x_check[1:2], "a batch of one image")]
 for targets, x_case, what in cases:
-    ours = grad_cam(model, "layer4", x_case, targets)
+    ours = checks.call(grad_cam, model, "layer4", x_case, targets, what=f"grad_cam at layer4 for {what}")
     checks.assert_map_invariants(ours, (len(x_case), 32, 32), f"grad_cam at layer4 for {what}")
     checks.assert_close(ours, library_cams.library_grad_cam(model, "layer4", x_case, targets), 1e-5,
                         f"grad_cam at layer4 for {what} vs pytorch-grad-cam")
@@ -308,10 +321,11 @@ with torch.random.fork_rng(devices=[]):
 tiny_x = torch.tensor([[[[2.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [0.0, 1.0]]]])  # (1, 2, 2, 2)
 map_class_0 = torch.tensor([[1.0, 0.0], [0.5, 0.0]])
 map_class_1 = torch.tensor([[1 / 3, 1.0], [0.0, 2 / 3]])
-checks.assert_close(grad_cam(tiny_model, "features", tiny_x, [0]), map_class_0[None], 1e-5, "tiny CNN, class 0")
-checks.assert_close(grad_cam(tiny_model, "features", tiny_x), map_class_1[None], 1e-5,
+checks.assert_close(checks.call(grad_cam, tiny_model, "features", tiny_x, [0]), map_class_0[None], 1e-5,
+                    "tiny CNN, class 0")
+checks.assert_close(checks.call(grad_cam, tiny_model, "features", tiny_x), map_class_1[None], 1e-5,
                     "tiny CNN, targets=None (the predicted class 1)")
-checks.assert_close(grad_cam(tiny_model, "features", tiny_x.expand(2, -1, -1, -1), [1, 0]),
+checks.assert_close(checks.call(grad_cam, tiny_model, "features", tiny_x.expand(2, -1, -1, -1), [1, 0]),
                     torch.stack([map_class_1, map_class_0]), 1e-5, "tiny CNN, a batch of two with classes [1, 0]")
 print("grad_cam gives the maps computed by hand.")
 ### BEGIN HIDDEN TESTS
@@ -330,14 +344,14 @@ class Exploding(nn.Module):
 
 x_check, _ = test_set.batch([0, 1])
 snapshot = checks.ModelSnapshot(model)
-grad_cam(model, "layer4", x_check.to(DEVICE))
+checks.call(grad_cam, model, "layer4", x_check.to(DEVICE))
 snapshot.assert_unchanged(model, "grad_cam on the notebook's model")
 with torch.random.fork_rng(devices=[]):
     small = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(8, 4)).train()
     exploding = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), Exploding())
 small_snapshot = checks.ModelSnapshot(small)
-grad_cam(small, "0", torch.ones(2, 3, 8, 8))
+checks.call(grad_cam, small, "0", torch.ones(2, 3, 8, 8), what="grad_cam on a model in train mode")
 small_snapshot.assert_unchanged(small, "grad_cam on a model in train mode")
 try:
     grad_cam(exploding, "0", torch.zeros(1, 3, 8, 8))
@@ -354,8 +368,8 @@ hidden.run("a02_gradcam", "check_grad_cam_side_effects", grad_cam)
 # %% [markdown]
 # ## Part 2: layers
 #
-# The cells below use *your* `grad_cam`. They pick test images once (a few hundred when you run
-# the notebook, fewer under the autograder), classify them, and show a handful.
+# The cells below use *your* `grad_cam`. They pick test images once (1000 when you run the
+# notebook, a few seconds on a CPU; 64 under the autograder), classify them, and show a handful.
 
 # %% [code] id=explore_setup
 N_SHOW = 2 if GRADING else 4  # images per figure
@@ -426,8 +440,8 @@ plt.show()
 # the trade-off between spatial detail and class specificity, pointing at the figure.
 
 # %% [markdown]
-# **Question 2.2 (2 points).** At `layer4` the three methods give the same map (up to about
-# $10^{-7}$), at `layer3` they do not. Explain why, using the gradient at `layer4` (hint: look at
+# **Question 2.2 (2 points).** At `layer4` the three methods give the same map (the printed
+# differences are float32 round-off, about $10^{-6}$ or less), at `layer3` they do not. Explain why, using the gradient at `layer4` (hint: look at
 # what follows `layer4` in `print(model)`, and at the first test cell of Part 1).
 
 # %% [answer] id=q_methods_coincide points=2
@@ -446,9 +460,8 @@ plt.show()
 # ## Part 3: classes
 #
 # Grad-CAM is meant to be *class-discriminative*: the map for "cat" should differ from the map
-# for "dog" on the same image. As in the student reports this course grew from, take images of
-# two similar classes and explain each for the predicted class, the runner-up, and both classes
-# of the pair. `CLASS_PAIR` is your choice: try `("cat", "dog")` first, then a pair of your own
+# for "dog" on the same image. Take images of two similar classes and explain each for the
+# predicted class, the runner-up, and both classes of the pair. `CLASS_PAIR` is your choice: try `("cat", "dog")` first, then a pair of your own
 # (e.g. `("automobile", "truck")` or `("deer", "horse")`). The cell also prints the correlation
 # between the two class maps of each image (1: the same map; 0: unrelated; negative: opposite).
 
@@ -479,7 +492,8 @@ for row, position in enumerate(pair_positions):
     print(f"image {row} (true: {CLASSES[pool_labels[position]]}): correlation of the "
           f"'{CLASS_PAIR[0]}' and '{CLASS_PAIR[1]}' maps: {map_correlation(first_map[row], second_map[row]):+.2f}")
 viz.show_explanations(images_pair, class_maps, pair_titles,
-                      suptitle=f"One image, several classes (layer4): {' vs '.join(CLASS_PAIR)}")
+                      suptitle=f"One image, several classes (layer4): {' vs '.join(CLASS_PAIR)}\n"
+                               "each map is scaled to [0, 1] on its own: read the probabilities too")
 plt.show()
 
 # %% [markdown]
@@ -490,8 +504,8 @@ plt.show()
 # %% [answer] id=q_classes points=2
 # Mostly yes: on images the model is sure about, the predicted class's map covers the object
 # (the cat's face, the dog's head), while the map of the other class of the pair is weaker in
-# meaning and placed elsewhere (background, ears, a leg), with correlations near 0 or negative,
-# as in the seed report where "cat" on a dog image highlighted everything *except* the dog's head.
+# meaning and placed elsewhere (background, ears, a leg), with correlations near 0 or negative
+# (for example "cat" on a dog image highlighting everything *except* the dog's head).
 # The maps look alike when the two classes share evidence (cat and dog share fur, ears and
 # pose; automobile and truck share wheels and windows) and when the runner-up's probability is
 # close to the winner's: then the same region supports both and the model hesitates between
@@ -538,13 +552,15 @@ for correct in (True, False):
 # %% [markdown]
 # ## Part 5: the choices inside Grad-CAM
 #
-# Student reports on Grad-CAM tried changing its steps: leaving out the ReLU, leaving out the
-# normalisation, normalising at a different point, pooling the gradients with a max instead of
-# an average. Try them yourself.
+# One way to understand an algorithm is to change its steps and look at what happens: leave out
+# the ReLU, leave out the normalisation, normalise at a different point, pool the gradients
+# with a max instead of an average.
 #
 # **Task (2 points, graded by your instructor).** Implement `grad_cam_variant` below with your
 # helpers from Part 1: with the default arguments it must return exactly `grad_cam`'s maps;
-# each argument switches one step. The next cell draws the variants side by side.
+# each argument switches one step. The cell after it checks what can be checked without giving
+# the answer away (the defaults, the shapes, the raw scale); the one after that draws the
+# variants side by side.
 
 # %% [solution] id=grad_cam_variant points=2
 def grad_cam_variant(model, layer_name, x, targets=None, relu=True, normalize=True,
@@ -582,6 +598,27 @@ def grad_cam_variant(model, layer_name, x, targets=None, relu=True, normalize=Tr
     return rescale(full) if normalize else full
     ### END SOLUTION
 
+# %% [code] id=check_grad_cam_variant
+# Visible checks of grad_cam_variant (your instructor grades it; these only say what is off).
+for layer_name in ("layer4", "layer3"):
+    standard = checks.call(grad_cam, model, layer_name, x_show)
+    checks.assert_close(checks.call(grad_cam_variant, model, layer_name, x_show,
+                                    what=f"grad_cam_variant at {layer_name} with the default arguments"),
+                        standard, 1e-5, f"grad_cam_variant at {layer_name} with the defaults must equal grad_cam")
+    for option, value in (("relu", False), ("normalize", False), ("normalize_after_upsampling", True),
+                          ("pooling", "max")):
+        label = f"grad_cam_variant({option}={value!r}) at {layer_name}"
+        maps = checks.call(grad_cam_variant, model, layer_name, x_show, **{option: value}, what=label)
+        checks.assert_shape(maps, tuple(standard.shape), label)
+        assert torch.isfinite(maps).all(), f"{label}: contains NaN or infinite values"
+        if option == "normalize":
+            assert not torch.allclose(maps.amax(dim=(1, 2)), torch.ones(len(maps), device=maps.device)), \
+                f"{label}: every map still has the maximum 1; without normalisation the maps keep their raw scale"
+        if option == "pooling" and layer_name == "layer4":  # the gradient is the same at all 16 positions
+            checks.assert_close(maps, standard, 1e-5, f"{label}: at layer4 max and mean of the gradient agree, "
+                                "so the maps must be the standard ones")
+print("grad_cam_variant: the defaults give grad_cam's maps; every switch returns maps of the right shape.")
+
 # %% [code] id=fig_ablations
 variants = {
     "standard": {},
@@ -599,8 +636,8 @@ for layer_name in ("layer4", "layer3"):
     for name in ("no ReLU", "normalised once,\nafter upsampling", "max-pooled\ngradients"):
         difference = (variant_maps[name] - variant_maps["standard"]).abs().max().item()
         print(f"{layer_name}: {name.replace(chr(10), ' ')}: largest difference to the standard map {difference:.2e}")
-    viz.show_explanations(images_show, variant_maps, titles_show,
-                          suptitle=f"Design choices of Grad-CAM at {layer_name}")
+    viz.show_explanations(images_show, variant_maps, titles_show, suptitle=f"Design choices of Grad-CAM at {layer_name}",
+                          scale="each map on its own, except 'no normalisation': one scale for all rows")
     plt.show()
 
 # %% [markdown]
@@ -626,59 +663,29 @@ for layer_name in ("layer4", "layer3"):
 # channels with one large gradient spike get large weights: a different, usually noisier map.
 
 # %% [markdown]
-# ## Part 6: the library's other methods
+# ## Part 6: what Grad-CAM tells you
 #
-# pytorch-grad-cam implements many variants. GradCAM++ (Chattopadhyay et al.,
-# [arXiv 1710.11063](https://arxiv.org/abs/1710.11063)) weights positive gradients with
-# higher-order terms; EigenCAM ([arXiv 2008.00299](https://arxiv.org/abs/2008.00299)) takes the
-# first principal component of the activations and uses no gradient and no class; ScoreCAM
-# ([arXiv 1910.01279](https://arxiv.org/abs/1910.01279)) uses no gradient either: it masks the
-# image with each upsampled channel and weights the channel by the class score of the masked
-# image (one forward pass per channel: 512 per image at `layer4`, about 15 s per image on a
-# laptop CPU, so it is skipped under the autograder).
-
-# %% [code] id=fig_library_methods
-x_methods, images_methods, titles_methods = x_show[:3], images_show[:3], titles_show[:3]
-methods = ["GradCAM++", "XGradCAM", "HiResCAM", "EigenCAM"] + ([] if GRADING else ["ScoreCAM"])
-method_maps = {"Grad-CAM (yours)": grad_cam(model, "layer4", x_methods)}
-for method in methods:
-    method_maps[method] = library_cams.library_cam(method, model, "layer4", x_methods, batch_size=64)
-viz.show_explanations(images_methods, method_maps, titles_methods, suptitle="pytorch-grad-cam's methods at layer4")
-plt.show()
-
-# %% [markdown]
-# **Question 6.1 (2 points).** Which methods agree with Grad-CAM here and which do not? Pick two
-# of them and explain, from how they compute their weights, why they differ from Grad-CAM (or not).
-
-# %% [answer] id=q_library_methods points=2
-# XGradCAM and HiResCAM are identical to Grad-CAM at `layer4` (Question 2.2). GradCAM++ is
-# usually close: its weights are sum_ij relu(G) * alpha with alpha = G^2 / (2G^2 + sum_ab A_ab G^3);
-# with the constant gradient g = w_ck/16 of `layer4` this is 16 relu(g) / (2 + g sum A): channels
-# with a negative weight are dropped (Grad-CAM lets them subtract) and strongly active channels
-# are damped, which usually enlarges the highlighted region a little. EigenCAM is class-agnostic (first
-# principal component of the activations): it shows what dominates the features, the object or
-# a strong texture, and is the same for every class; its sign is arbitrary, so it is sometimes
-# inverted. ScoreCAM uses the change in the score when only a channel's region is kept: no
-# gradients, so no gradient saturation, usually a tighter map on the object, but 512 forward
-# passes per image.
-
-# %% [markdown]
-# ## Part 7: what Grad-CAM tells you
-#
-# **Question 7.1 (2 points).** What do the maps of Parts 2 to 4 tell you about *this model*:
-# what does it rely on, and is there any sign of shortcuts (background, context, borders)?
+# **Question 6.1 (2 points).** What do the maps of Parts 2 to 4 tell you about *this model*:
+# what does it rely on, and is there any sign of shortcuts (background, context, borders)? A
+# classmate looks at one misclassified image whose map covers the sky and concludes "the model
+# classifies by the background". What in this notebook supports or contradicts that, and what
+# would you need to see before you agreed?
 
 # %% [answer] id=q_model points=2
 # On CIFAR-10 at 32x32 the model mostly relies on the object: for animals the head and body,
 # for vehicles the body and wheels, and the maps follow the object when it is off-centre. There
 # are also signs of context: sky and water for airplanes, birds and ships, green background for
 # frogs and deer, so some mistakes (bird -> airplane on sky, ship <-> airplane on blue) look like
-# context shortcuts. The maps are coarse (4x4), so claims below "which quarter of the image"
+# context shortcuts. One map is not enough for the classmate's claim: it needs many images (how
+# often the map sits on the background for correct and for wrong predictions), the map of the
+# true class on the same image (Part 4), the confidence (a faint, unsure map is min-max scaled
+# to full range, Part 5), and an intervention (replace the background and see whether the
+# prediction changes). The maps are coarse (4x4), so claims below "which quarter of the image"
 # are not supported. A good answer cites specific images and separates what the maps show
 # (where evidence lies) from what they do not (which features, or why).
 
 # %% [markdown]
-# **Question 7.2 (2 points).** Is Grad-CAM useful? Say how you would use it, and name two
+# **Question 6.2 (2 points).** Is Grad-CAM useful? Say how you would use it, and name two
 # situations in which you would *not* trust a Grad-CAM map.
 
 # %% [answer] id=q_trust points=2
@@ -696,22 +703,36 @@ plt.show()
 # pixels and measuring the drop in score.
 
 # %% [markdown]
-# **Question 7.3 (2 points).** How does a Grad-CAM map differ from Shapley values (for example
-# SHAP's KernelSHAP or Partition explainer on image regions)? Compare what each attributes,
-# what it costs, and what guarantees it has.
+# ## Part 7 (optional, no points): the library's other methods
+#
+# pytorch-grad-cam implements many variants. GradCAM++ (Chattopadhyay et al.,
+# [arXiv 1710.11063](https://arxiv.org/abs/1710.11063)) weights positive gradients with
+# higher-order terms; EigenCAM ([arXiv 2008.00299](https://arxiv.org/abs/2008.00299)) takes the
+# first principal component of the activations and uses no gradient and no class; ScoreCAM
+# ([arXiv 1910.01279](https://arxiv.org/abs/1910.01279)) uses no gradient either: it masks the
+# image with each upsampled channel and weights the channel by the class score of the masked
+# image: one forward pass per channel, 512 per image at `layer4`.
+#
+# **Time:** without ScoreCAM the cell takes a few seconds. ScoreCAM takes about 25 s per image
+# on a 2-core CPU (76 s for the 3 images here; a GPU needs about a second): set
+# `RUN_SCORECAM = True` when you want to see it. The autograder never runs it.
 
-# %% [answer] id=q_shapley points=2
-# Shapley values attribute the score to input features (pixels or superpixels) as their average
-# marginal contribution over all coalitions of features: they satisfy efficiency (the
-# attributions add up to the score minus the baseline's score), symmetry, dummy and linearity,
-# are model-agnostic (only forward passes), signed (for and against), but depend on the chosen
-# baseline and are expensive (exponentially many coalitions; approximated by sampling with many
-# forward passes). Grad-CAM is a model-specific, gradient-based heuristic on internal feature
-# maps: one forward and one backward pass, a first-order (local, linear) approximation, ReLU'd
-# (no negative evidence), at the layer's coarse resolution, scaled per image, with no additivity
-# or other axiomatic guarantee: its values do not add up to the score. Grad-CAM says where the
-# features that raise the class score lie; Shapley values say how much each input region
-# contributes, relative to a baseline, in the model's actual nonlinear behaviour.
+# %% [code] id=fig_library_methods
+RUN_SCORECAM = False  # True adds ScoreCAM: about 25 s per image on a CPU
+x_methods, images_methods, titles_methods = x_show[:3], images_show[:3], titles_show[:3]
+methods = ["GradCAM++", "XGradCAM", "HiResCAM", "EigenCAM"] + (["ScoreCAM"] if RUN_SCORECAM and not GRADING else [])
+method_maps = {"Grad-CAM (yours)": grad_cam(model, "layer4", x_methods)}
+for method in methods:
+    method_maps[method] = library_cams.library_cam(method, model, "layer4", x_methods, batch_size=64)
+viz.show_explanations(images_methods, method_maps, titles_methods, suptitle="pytorch-grad-cam's methods at layer4")
+plt.show()
+
+# %% [markdown]
+# **To think about (optional).** Which methods agree with Grad-CAM here and which do not? Pick
+# two of them and explain, from how they compute their weights, why they differ from Grad-CAM
+# (or not). Hints: at `layer4` the gradient is the same at every position (Question 2.2);
+# GradCAM++ drops channels whose gradient is negative; EigenCAM uses no class at all, and the
+# sign of a principal component is arbitrary.
 
 # %% [markdown]
 # ## Handing in

@@ -331,3 +331,87 @@ NOTEBOOK_MUTANTS = {
     "grad_cam_divide_by_max_only": grad_cam__divide_by_max_only,
     "grad_cam_hook_never_removed": grad_cam__hook_never_removed,
 }
+
+
+# --- mistakes a student makes on the way: each must fail with a visible message naming it -------
+#
+# tests/test_grading_a02.py grades them (grouped into notebooks whose failing cells are disjoint)
+# and asserts both the points lost and the message of each failing cell.
+
+
+def activations_and_gradients__sets_train_mode(model, layer_name, x, targets=None):
+    model.train()  # wrong: the caller's model stays in train mode; BatchNorm statistics change
+    recorded = {}
+
+    def save_output(module, inputs, output):
+        recorded["activations"] = output
+        return output.clone()
+
+    handle = model.get_submodule(layer_name).register_forward_hook(save_output)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            activations = recorded["activations"]
+            if targets is None:
+                targets = logits.argmax(dim=1)
+            targets = torch.as_tensor(targets, dtype=torch.long, device=logits.device).reshape(-1).expand(len(logits))
+            (gradients,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), activations)
+    finally:
+        handle.remove()
+    return activations.detach(), gradients.detach(), logits.detach()
+
+
+def activations_and_gradients__detached_output(model, layer_name, x, targets=None):
+    recorded = {}
+
+    def save_output(module, inputs, output):
+        recorded["activations"] = output.detach()  # wrong: autograd.grad needs the graph
+
+    handle = model.get_submodule(layer_name).register_forward_hook(save_output)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            activations = recorded["activations"]
+            if targets is None:
+                targets = logits.argmax(dim=1)
+            targets = torch.as_tensor(targets, dtype=torch.long, device=logits.device).reshape(-1).expand(len(logits))
+            (gradients,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), activations)
+    finally:
+        handle.remove()
+    return activations.detach(), gradients.detach(), logits.detach()
+
+
+def scale_cams__without_epsilon(cams, size):
+    def min_max(maps):
+        shifted = maps - maps.amin(dim=(1, 2), keepdim=True)
+        return shifted / shifted.amax(dim=(1, 2), keepdim=True)  # wrong: 0 / 0 for a constant map
+
+    scaled = min_max(F.relu(cams))
+    upsampled = F.interpolate(scaled[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return min_max(F.relu(upsampled))
+
+
+def scale_cams__interpolate_without_channel_dim(cams, size):
+    def min_max(maps):
+        shifted = maps - maps.amin(dim=(1, 2), keepdim=True)
+        return shifted / (shifted.amax(dim=(1, 2), keepdim=True) + 1e-7)
+
+    scaled = min_max(F.relu(cams))
+    upsampled = F.interpolate(scaled, size=size, mode="bilinear", align_corners=False)  # wrong: (B, h, w)
+    return min_max(F.relu(upsampled))
+
+
+def grad_cam__fixed_size_32(model, layer_name, x, targets=None):
+    activations, gradients, _ = activations_and_gradients(model, layer_name, x, targets)
+    weights = gradcam_channel_weights(gradients)
+    cams = (weights[:, :, None, None] * activations).sum(dim=1)
+    return scale_cams(cams, (32, 32))  # wrong: the input's size is x.shape[-2:]
+
+
+def grad_cam_variant__ignores_switches(model, layer_name, x, targets=None, relu=True, normalize=True,
+                                       normalize_after_upsampling=False, pooling="mean"):
+    """Only the defaults are right: every switch is ignored."""
+    activations, gradients, _ = activations_and_gradients(model, layer_name, x, targets)
+    weights = gradcam_channel_weights(gradients)
+    cams = (weights[:, :, None, None] * activations).sum(dim=1)
+    return scale_cams(cams, tuple(x.shape[-2:]))

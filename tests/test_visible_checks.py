@@ -1,0 +1,161 @@
+"""The visible checks' own layer (student_src.checks.call and friends), in process: each known
+mistake gets a message that names it, the model is put back, other errors pass through.
+
+The same mistakes are graded through nbgrader in tests/test_grading_a01.py and
+tests/test_grading_a02.py (``VISIBLE_MESSAGES``: the points lost and the message each cell shows).
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autograder import build
+from solutions import gradcam, hooks
+from student_src import checks
+from tests.mutants import a01_hooks as mutants01
+from tests.mutants import a02_gradcam as mutants02
+
+
+@pytest.fixture()
+def model(cifar_resnet):
+    """The session's random-init CIFAR ResNet-18, remembered as a notebook's model is."""
+    return checks.remember_model(cifar_resnet.eval())
+
+
+@pytest.fixture()
+def x(cifar_batch):
+    return cifar_batch[0][:3]
+
+
+def message_of(function, *args, **kwargs) -> str:
+    with pytest.raises(AssertionError) as caught:
+        checks.call(function, *args, **kwargs)
+    return str(caught.value)
+
+
+def test_a_detached_hook_output_is_named(model, x):
+    message = message_of(mutants02.activations_and_gradients__detached_output, model, "layer4", x)
+    assert message.startswith("activations_and_gradients__detached_output(...) raised RuntimeError: "
+                              "torch.autograd.grad was given a tensor that is not part of the autograd graph")
+    assert "(raised at: `(gradients,) = torch.autograd.grad(" in message  # the student's own line
+
+
+def test_gradients_inside_no_grad_are_named(model, x):
+    with torch.no_grad():
+        message = message_of(mutants02.aag_without_enable_grad, model, "layer4", x)
+    assert "the score has no autograd graph" in message and "torch.enable_grad()" in message
+
+
+def test_train_mode_is_named_and_undone(model, x):
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    message = message_of(mutants02.activations_and_gradients__sets_train_mode, model, "layer4", x)
+    assert "left the model in train mode (it was in eval mode)" in message
+    assert "(The model was put back as it was.)" in message
+    assert not model.training and not any(m.training for m in model.modules())
+    assert all(torch.equal(b, buffers[name]) for name, b in model.named_buffers())
+
+
+def test_eval_mode_on_a_model_in_train_mode_is_named():
+    small = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).train()
+    message = message_of(mutants01.record_activations__sets_eval_mode, small, ["0"], torch.ones(1, 3, 8, 8))
+    assert "left the model in eval mode (it was in train mode)" in message and small.training
+
+
+def test_changed_batchnorm_statistics_are_named(model, x):
+    def runs_a_batchnorm_in_train_mode(model, x):
+        model.bn1.train()
+        model(x)
+        model.bn1.eval()
+
+    message = message_of(runs_a_batchnorm_in_train_mode, model, x)
+    assert "changed the BatchNorm running statistics (bn1.running_mean)" in message
+
+
+def test_a_notebook_model_is_put_back_before_the_call(model, x, capsys):
+    model.train()
+    with torch.no_grad():
+        model(x)  # an earlier cell ran the model in train mode: BatchNorm statistics changed
+    recorded = checks.call(hooks.record_activations, model, ["layer1"], x)
+    assert not model.training and "it was put back before calling record_activations(...)" in capsys.readouterr().out
+    with torch.no_grad():
+        stem = model.relu(model.bn1(model.conv1(x)))
+        checks.assert_close(recorded["layer1"], model.layer1(stem), 1e-5, "layer1 after the state was restored")
+
+
+def test_dotted_layer_names_need_get_submodule(model, x):
+    message = message_of(mutants01.record_activations__getattr_layer_names, model, ["layer4.1.conv2"], x)
+    assert "'layer4.1.conv2' is a path of module names" in message and "model.get_submodule(name)" in message
+    with pytest.raises(AssertionError, match="get_submodule"):
+        checks.call(lambda model, name: model._modules[name], model, "layer4.1.conv2")
+
+
+def test_topk_over_the_batch_is_named(model, x):
+    message = message_of(mutants01.top_channels__topk_over_images, model, "layer3", x, k=4)
+    assert "take the top channels along `dim=1` (dim=0 is the batch)" in message
+
+
+def test_squeeze_on_a_batch_of_one_is_named(model, x):
+    message = message_of(mutants01.top_channels__squeezes_the_batch, model, "layer3", x[:1], k=4)
+    assert "IndexError: a tensor has fewer dimensions than your code indexes" in message
+    assert "`.squeeze()` without an argument" in message
+    squeezed = torch.zeros(32, 32)
+    with pytest.raises(AssertionError, match=r"expected shape \(1, 32, 32\), got \(32, 32\): a dimension of size 1"):
+        checks.assert_shape(squeezed, (1, 32, 32), "maps")
+
+
+def test_interpolate_without_a_channel_dimension_is_named():
+    message = message_of(mutants02.scale_cams__interpolate_without_channel_dim, torch.rand(2, 4, 4), (32, 32))
+    assert "`F.interpolate` needs a (B, 1, h, w) tensor" in message
+
+
+def test_a_fixed_size_keeps_the_checks_label():
+    with pytest.raises(AssertionError) as caught:
+        checks.assert_close(torch.zeros(1, 32, 32), torch.zeros(1, 2, 2), 1e-5, "tiny CNN, class 0")
+    assert str(caught.value).startswith("tiny CNN, class 0: expected shape (1, 2, 2), got (1, 32, 32): "
+                                        "that is CIFAR's image size")
+
+
+def test_nan_from_a_division_by_zero_is_named():
+    maps = mutants02.scale_cams__without_epsilon(torch.zeros(2, 4, 4), (8, 8))
+    with pytest.raises(AssertionError) as caught:
+        checks.assert_close(maps, torch.zeros(2, 8, 8), 0.0, "scale_cams of constant maps")
+    assert "contains NaN or infinite values: a division by zero?" in str(caught.value)
+    with pytest.raises(AssertionError, match="relative error 5.00e-01 must be exactly 0"):
+        checks.assert_close(torch.ones(2), torch.full((2,), 3.0), 0.0, "exact")
+
+
+def test_other_errors_pass_through_unchanged():
+    def explodes():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="^boom$"):
+        checks.call(explodes)
+    assert checks.call(F.relu, torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+def _grad_cam_variant_cells():
+    """The solution's grad_cam_variant cell and the visible check cell after it (solution notebook)."""
+    notebook = nbformat.read(str(build.SOLUTION_DIR / "02_gradcam.ipynb"), as_version=4)
+    by_id = {cell.get("id"): cell.source for cell in notebook.cells}
+    return by_id["grad_cam_variant"], by_id["check_grad_cam_variant"]
+
+
+@pytest.mark.parametrize("variant", ["reference", "ignores_switches"])
+def test_the_grad_cam_variant_check_cell(model, x, variant, capsys):
+    """The defaults must equal grad_cam; a variant that ignores its switches is told so."""
+    solution, check_cell = _grad_cam_variant_cells()
+    namespace = {"torch": torch, "F": F, "checks": checks, "model": model, "x_show": x[:2],
+                 **{name: getattr(gradcam, name) for name in ("activations_and_gradients", "gradcam_channel_weights",
+                                                               "scale_cams", "grad_cam")}}
+    exec(solution, namespace)  # noqa: S102
+    if variant == "ignores_switches":
+        namespace["grad_cam_variant"] = mutants02.grad_cam_variant__ignores_switches
+        with pytest.raises(AssertionError, match="every map still has the maximum 1; without normalisation"):
+            exec(check_cell, namespace)  # noqa: S102
+    else:
+        exec(check_cell, namespace)  # noqa: S102
+        assert "the defaults give grad_cam's maps" in capsys.readouterr().out
