@@ -95,12 +95,25 @@ def overlay_heatmap(image, heatmap, alpha: float = 0.5, cmap: str = "jet") -> np
     return np.clip((1 - alpha) * image + alpha * colored, 0.0, 1.0)
 
 
+def add_heatmap_key(fig: plt.Figure, axes, label: str, cmap: str = "jet"):
+    """A colour bar beside ``axes`` that explains an overlay's colours (:func:`overlay_heatmap`):
+    0 = no evidence, 1 = the strongest in the map; ``label`` says how the maps were scaled."""
+    key = plt.cm.ScalarMappable(norm=plt.Normalize(0.0, 1.0), cmap=cmap)
+    rows = np.atleast_2d(np.asarray(axes, dtype=object)).shape[0]
+    bar = fig.colorbar(key, ax=axes, shrink=min(0.8, 0.3 + 0.15 * rows), label=label)
+    bar.set_ticks([0.0, 0.5, 1.0], labels=["0: none", "0.5", "1: strongest"])
+    return bar
+
+
 def show_grid(images, titles=None, ncols: int = 5, cmap: str | None = None, suptitle: str | None = None,
-              cell_size: float = 2.2, vmin=None, vmax=None, colorbar: str | None = None) -> plt.Figure:
+              cell_size: float = 2.2, vmin=None, vmax=None, colorbar: str | None = None,
+              heatmap_key: str | None = None) -> plt.Figure:
     """Show images (a list of (H, W, 3) or (H, W) arrays) in a grid with one title each, axes off.
 
     ``colorbar``: a label for one colour bar shared by all panels (2-D maps on one scale, given
     by ``vmin``/``vmax`` or the maps' overall range); ``None`` draws none (colour images).
+    ``heatmap_key``: a label for the key of the heatmap overlays among the panels
+    (:func:`add_heatmap_key`; say how the maps were scaled).
     """
     images = [_numpy(image) for image in images]
     ncols = max(1, min(ncols, len(images)))
@@ -110,7 +123,7 @@ def show_grid(images, titles=None, ncols: int = 5, cmap: str | None = None, supt
         vmin = min(float(np.min(image)) for image in images) if vmin is None else vmin
         vmax = max(float(np.max(image)) for image in images) if vmax is None else vmax
     fig, axes = plt.subplots(nrows, ncols, layout="constrained", squeeze=False,
-                             figsize=(cell_size * ncols + (0.9 if colorbar is not None else 0.0),
+                             figsize=(cell_size * ncols + (0.9 if colorbar or heatmap_key else 0.0),
                                       (cell_size + title_room) * nrows + 0.6))
     shown = None
     for position, ax in enumerate(axes.flat):
@@ -121,6 +134,8 @@ def show_grid(images, titles=None, ncols: int = 5, cmap: str | None = None, supt
                 ax.set_title(titles[position], fontsize=8)
     if colorbar is not None and shown is not None:
         fig.colorbar(shown, ax=axes, shrink=min(0.9, 0.35 + 0.2 * nrows), label=colorbar)
+    if heatmap_key is not None:
+        add_heatmap_key(fig, axes, heatmap_key)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return stamp_standin(fig)
@@ -191,10 +206,7 @@ def show_explanations(images, maps_by_method: dict, titles=None, alpha: float = 
             axes[row, column].set_title(method, fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    key = plt.cm.ScalarMappable(norm=plt.Normalize(0.0, 1.0), cmap=cmap)
-    bar = fig.colorbar(key, ax=axes[:, 1:], shrink=min(0.8, 0.3 + 0.15 * len(images)),
-                       label=f"heatmap ({scale})")
-    bar.set_ticks([0.0, 0.5, 1.0], labels=["0: none", "0.5", "1: strongest"])
+    add_heatmap_key(fig, axes[:, 1:], f"heatmap ({scale})", cmap)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return stamp_standin(fig)

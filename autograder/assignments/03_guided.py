@@ -431,7 +431,8 @@ for i, position in enumerate(positions):
                viz.overlay_heatmap(images_some[i], cams_some[i]), gradient_to_image(guided_cam_some[i])]
     titles += [title_of(position), "vanilla gradient\n(saliency, max |dS/dx|)", "guided backprop",
                f"Grad-CAM ({CAM_LAYER})", "Guided Grad-CAM"]
-viz.show_grid(panels, titles, ncols=5, cmap="gray", suptitle="Four explanations of the predicted class")
+viz.show_grid(panels, titles, ncols=5, cmap="gray", suptitle="Four explanations of the predicted class",
+              heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
 plt.show()
 
 # %% [markdown]
@@ -455,7 +456,8 @@ for target in (first_class, second_class):
     titles += [f"Grad-CAM: {name}", f"guided backprop: {name}", f"Guided Grad-CAM: {name}"]
 panels.insert(4, np.ones_like(image_one))  # an empty panel under the image
 titles.insert(4, "")
-viz.show_grid(panels, titles, ncols=4, suptitle="The same image explained for two classes")
+viz.show_grid(panels, titles, ncols=4, suptitle="The same image explained for two classes",
+              heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
 plt.show()
 
 # %% [markdown]
@@ -543,12 +545,14 @@ def explanation_panels(chosen, targets_by_name):
 
 if len(right):
     panels, titles, ncols = explanation_panels(right, {"predicted": predictions[right].tolist()})
-    viz.show_grid(panels, titles, ncols=ncols, suptitle="Correctly classified")
+    viz.show_grid(panels, titles, ncols=ncols, suptitle="Correctly classified",
+                  heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
     plt.show()
 if len(wrong):
     panels, titles, ncols = explanation_panels(wrong, {"predicted": predictions[wrong].tolist(),
                                                        "true": [int(label) for label in labels[wrong]]})
-    viz.show_grid(panels, titles, ncols=ncols, suptitle="Misclassified: evidence for the predicted and the true class")
+    viz.show_grid(panels, titles, ncols=ncols, suptitle="Misclassified: evidence for the predicted and the true class",
+                  heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
     plt.show()
 
 # %% [markdown]

@@ -676,6 +676,7 @@ for method, maps in first_image_maps.items():
         panels.append((stage_map / (stage_map.max() + 1e-12)).numpy())
         panel_titles.append(f"{method}\n{stage}" if stage == "original" else stage)
 viz.show_grid(panels, panel_titles, ncols=len(stages), cmap="jet", vmin=0, vmax=1, cell_size=1.5,
+              colorbar="map value (each map divided by its own maximum)",
               suptitle="Maps of the first image as the weights are randomised, top layer first")
 plt.show()
 
