@@ -78,13 +78,14 @@ GRADING = data.grading_mode()  # True while the autograder runs this notebook: f
 # correct way: keep `output.detach().clone()` as $A$ and record $G$ with `output.register_hook`,
 # which PyTorch calls with the gradient of the value before the in-place change.)
 #
-# *A library pitfall.* pytorch-grad-cam keeps `output.cpu().detach()`. On a GPU `.cpu()` copies,
-# so $A$ is the layer's output; on a CPU it is a no-op, so $A$ is overwritten by the in-place
-# ReLU while its gradient (from a tensor hook) is the one before the ReLU: a mixture of two
-# layers, and a different map on a CPU than on a GPU. At the layers this notebook compares with
-# the library (the outputs of ResNet stages and blocks) no in-place operation follows, so there
-# the library is right and your maps must match it; at `layer3.0.bn1` or at AlexNet's
-# `features.10` they must not, and the hidden checks try such layers.
+# *A library pitfall.* pytorch-grad-cam keeps `output.cpu().detach()`, which on a CPU shares
+# storage with the output: after an in-place ReLU its $A$ and $G$ belong to two different
+# layers. Where this notebook compares with the library no in-place operation follows; the
+# hidden checks also try layers where one does (`layer3.0.bn1`, AlexNet's `features.10`).
+#
+# *Mistakes the checks name for you:* keeping `output.detach()` as $A$ (there is then no graph
+# to differentiate), looking layers up with `getattr` instead of `model.get_submodule` (dotted
+# names such as `"layer3.0.bn1"`), calling `model.train()` or `model.eval()` in your function.
 
 # %% [solution] id=activations_and_gradients functions=solutions.gradcam:activations_and_gradients
 
@@ -202,6 +203,8 @@ hidden.run("a02_gradcam", "check_gradcam_channel_weights", gradcam_channel_weigh
 # resolution, bilinear upsampling to `size`, then ReLU and min-max again (the docstring gives
 # the exact formulas). This is what pytorch-grad-cam does after computing its raw maps; the
 # tests compare your function with the library's steps (`library_cams.library_scale_cams`).
+# `F.interpolate` resizes a (B, 1, h, w) tensor (add the channel dimension and remove it
+# again), and `.squeeze()` without an argument would also drop the batch of one image.
 
 # %% [solution] id=scale_cams functions=solutions.gradcam:scale_cams
 
