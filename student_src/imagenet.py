@@ -74,6 +74,19 @@ def build(name: str) -> nn.Module:
     return {"alexnet": alexnet, "vgg16": vgg16}[name]()
 
 
+def skeleton(name: str) -> nn.Module:
+    """A network's modules on PyTorch's ``meta`` device: names and output shapes, no memory, no weights.
+
+    ``name``: ``"alexnet"``, ``"vgg16"`` or ``"cifar_resnet18"`` (the kit's CIFAR ResNet-18). Feed it
+    ``torch.empty(1, 3, 224, 224, device="meta")`` to get shapes without computing anything.
+    """
+    from student_src.models import build_cifar_resnet18
+
+    with torch.device("meta"):
+        model = build_cifar_resnet18() if name == "cifar_resnet18" else build(name)
+    return model.eval()
+
+
 def categories() -> list[str]:
     """The 1000 ImageNet class names, index = class (torchvision's weights metadata)."""
     return list(_weights("alexnet").meta["categories"])
@@ -96,6 +109,24 @@ def _missing(what: str, path: Path, standin: bool) -> assets.MissingAssetError:
     return assets.MissingAssetError(
         f"{what} not found at {path}. Fetch it with:\n    {command}\n"
         f"(asset directory: {assets.data_dir()}; set ${assets.DATA_DIR_ENV} to use another one)")
+
+
+def uses_imagenet(assignment: str) -> bool:
+    """Whether an assignment's notebook loads these networks and photos (Assignment 5)."""
+    return assignment.startswith("05_")
+
+
+def real_assets() -> list[tuple[Path, str]]:
+    """``(path, what)`` of every file ``fetch --imagenet`` downloads."""
+    return ([(weights_path(name, standin=False), f"The ImageNet weights of {name}") for name in ("alexnet", "vgg16")]
+            + [(photo_path(name, standin=False), f"The photo {name!r}") for name in PHOTOS])
+
+
+def require_assets() -> None:
+    """Raise ``MissingAssetError`` (naming ``fetch --imagenet``) unless the real weights and photos are on disk."""
+    for path, what in real_assets():
+        if not path.is_file():
+            raise _missing(what, path, standin=False)
 
 
 def load_model(name: str, standin: bool | None = None, device: str | torch.device | None = None) -> nn.Module:

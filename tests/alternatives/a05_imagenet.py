@@ -3,8 +3,6 @@
 ``ALTERNATIVES`` maps a student function to its alternatives (``<student_name>__<approach>``).
 """
 
-import itertools
-
 import torch
 from torch import nn
 
@@ -88,7 +86,7 @@ def region_shapley__antithetic_orders(model, x, target, regions, n_permutations=
         order = torch.randperm(n_regions, generator=generator)
         orders += [order, order.flip(0)]
     totals = torch.zeros(x.shape[0], n_regions, dtype=torch.float64)
-    for order in itertools.islice(orders, n_permutations):
+    for order in orders[:n_permutations]:
         scores = coalition_scores(model, x, target, regions, order, baseline, batch_size).double()
         totals.index_add_(1, order, scores[:, 1:] - scores[:, :-1])
     return (totals / n_permutations).float()
