@@ -93,3 +93,17 @@ def test_sampling_tolerance_is_far_from_the_mistake_it_must_catch():
     namespace = notebook_namespace(region_shapley__credits_previous_region)
     wrong = namespace["region_shapley"](model, x, [0, 3], regions, 48, seed=0).double()
     assert ((wrong - exact).abs() / standard_error).max() > 20
+
+
+def test_the_shapley_tolerance_is_ten_times_the_batching_noise():
+    """The largest float32 noise a correct implementation makes: another batch size (README Tolerances)."""
+    from student_src import checks
+    from student_src.probe_models import alexnet_shaped
+
+    model = alexnet_shaped()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(52))
+    regions = grid_regions(32, 32, 4)
+    whole = shapley.region_shapley(model, x, [1, 8], regions, 2, batch_size=34)
+    noise = max(checks.rel_error(whole, shapley.region_shapley(model, x, [1, 8], regions, 2, batch_size=size))
+                for size in (1, 5))
+    assert 0 < noise and 10 * noise <= hidden.SHAPLEY_TOLERANCE

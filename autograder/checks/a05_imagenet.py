@@ -48,9 +48,10 @@ from student_src.evaluation import grid_regions
 from student_src.models import build_cifar_resnet18
 from student_src.probe_models import AdditiveModel, InteractionCNN, NestedConvBlocks, alexnet_shaped
 
-#: 10x the float32 noise of a region's Shapley value between correct implementations in one process
-#: (measured at most 3.0e-7: batches of 1 to 34 images, captum's ShapleyValueSampling; README Tolerances).
-SHAPLEY_TOLERANCE = 1e-5
+#: 10x the float32 noise of Shapley values between correct implementations in one process (measured at
+#: most 1.6e-6: AlexNet-shaped network, batches of 1 vs 34 images; the values are differences of logits, so
+#: the logits' round-off counts against smaller numbers; captum on an additive model 3.7e-7).
+SHAPLEY_TOLERANCE = 2e-5
 #: Standard errors a sampled Shapley value may be from the exact one (see the module docstring).
 STANDARD_ERRORS = 5.0
 
