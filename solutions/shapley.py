@@ -123,10 +123,10 @@ def region_shapley(model: nn.Module, x: torch.Tensor, target, regions: torch.Ten
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be at least 1, got {n_permutations}")
     n_regions = int(regions.max()) + 1
-    generator = torch.Generator().manual_seed(seed)
+    orders = torch.Generator().manual_seed(seed)  # the random orders' generator
     values = torch.zeros(x.shape[0], n_regions, dtype=torch.float64, device=x.device)
     for _ in range(n_permutations):
-        order = torch.randperm(n_regions, generator=generator).to(x.device)
+        order = torch.randperm(n_regions, generator=orders).to(x.device)
         scores = coalition_scores(model, x, target, regions, order, baseline, batch_size)
         values[:, order] += (scores[:, 1:] - scores[:, :-1]).double()
     return (values / n_permutations).to(x.dtype)

@@ -96,10 +96,10 @@ def _library_curve(model: nn.Module, x: torch.Tensor, saliency, target, steps: i
 
     cams = _as_numpy_maps(saliency)
     targets = softmax_targets(target, len(x))
-    baseline = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+    fill_images = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
     curve = torch.zeros(len(x), steps + 1)
     for b in range(len(x)):
-        fill = baseline[b].cpu()
+        fill = fill_images[b].cpu()
 
         def imputer(image, keep, fill=fill):  # keep: 1 where the image stays, 0 where the baseline goes
             return image * keep + fill * (1 - keep)
@@ -109,7 +109,7 @@ def _library_curve(model: nn.Module, x: torch.Tensor, saliency, target, steps: i
             if (fraction == 0 and not insertion) or (fraction == 1 and insertion):
                 chosen = x[b:b + 1]
             elif (fraction == 1 and not insertion) or (fraction == 0 and insertion):
-                chosen = baseline[b:b + 1]
+                chosen = fill_images[b:b + 1]
             else:
                 chosen = None
             if chosen is not None:
@@ -142,5 +142,6 @@ def library_insertion_curve(model: nn.Module, x: torch.Tensor, saliency, target,
 
 
 def library_area_under_curve(curve: torch.Tensor) -> torch.Tensor:
-    """``torch.trapezoid`` of each row of ``curve`` (B, n) over x from 0 to 1. Returns (B,)."""
-    return torch.trapezoid(curve, dx=1.0 / (curve.shape[-1] - 1), dim=-1)
+    """``torch.trapezoid`` of each row of ``curve`` (B, n) at the points x = 0, 1/(n-1), ..., 1. Returns (B,)."""
+    points = torch.linspace(0.0, 1.0, curve.shape[-1], dtype=curve.dtype, device=curve.device)
+    return torch.trapezoid(curve, x=points, dim=-1)

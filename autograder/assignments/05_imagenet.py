@@ -498,7 +498,7 @@ for ax, panel, title in zip(axes, panels, titles):
     ax.axis("off")
 fig.suptitle(f"AlexNet: Grad-CAM vs Shapley values of {SHAPLEY_CELLS}x{SHAPLEY_CELLS} regions "
              f"({SHAPLEY_ORDERS} orders)")
-fig.tight_layout(rect=(0, 0.04, 1, 1))
+fig.tight_layout(rect=(0, 0.04, 1, 0.92))
 viz.stamp_standin(fig)
 plt.show()
 

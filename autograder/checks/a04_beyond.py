@@ -404,4 +404,5 @@ CHECKS = (
 #: curves of ``student_src.library_metrics`` (Assignment 5's fallbacks). The Assignment 2
 #: helpers (``activations_and_gradients``, ``scale_cams``, library-backed by default) are allowed.
 FORBIDDEN_NAMES = ("pytorch_grad_cam", "LayerCAM", "library_cam", "scipy", "spearmanr", "rankdata",
-                   "library_deletion_curve", "library_insertion_curve", "PerturbationConfidenceMetric")
+                   "library_deletion_curve", "library_insertion_curve", "library_area_under_curve",
+                   "PerturbationConfidenceMetric")
