@@ -222,7 +222,7 @@ plt.show()
 # covers the cat's body and head, the bull mastiff / boxer map the dog's face, with little overlap,
 # as in the Grad-CAM paper. AlexNet's maps are coarser and more spread: its dog map still centres
 # on the dog's head, its cat map is weaker and more diffuse, with some weight on background and
-# on the dog (as in the seed experiments, AlexNet has clearer evidence for dogs than for cats).
+# on the dog (AlexNet tends to have clearer evidence for dogs than for cats).
 # Differences: VGG-16 is deeper (13 convolutions of 3x3 vs 5, larger kernels and stride 4 in
 # AlexNet's first layer) and more accurate (top-1 about 71.6% vs 56.5%), its last map is 14x14
 # with features more specific to object parts; AlexNet's 13x13 map comes from coarser, more
@@ -236,7 +236,7 @@ plt.show()
 # AlexNet's `features.3` (the second convolution) is 27x27 and VGG-16's `features.21` 28x28. There
 # Grad-CAM's one weight per channel blurs, while Layer-CAM weights each position (Assignment 4).
 # The last panel of each row is the mean over the channels of the last convolution's output
-# (after its ReLU, as the seed experiment showed it): what the map is built from, class-blind.
+# (after its ReLU): what the map is built from, class-blind.
 
 # %% [code] id=fig_layercam_early
 EARLY_LAYERS = {"AlexNet": "features.3", "VGG-16": "features.21"}
