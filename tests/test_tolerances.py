@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond
+from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
 from benchmarks import measure_noise
 from tests.test_alternatives import reference_function
 
-ALL_CHECKS = [check for module in (a01_hooks, a02_gradcam, a03_guided, a04_beyond) for check in module.CHECKS]
+ALL_CHECKS = [check for module in (a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet) for check in module.CHECKS]
 #: The tolerance that governs each measured quantity, and where it is used.
 TOLERANCE_OF = {
     "activations": a01_hooks.VALUE_TOLERANCE,      # a01 record_activations / top_channels values
@@ -33,6 +33,7 @@ TOLERANCE_OF = {
     "input gradient": a03_guided.GRADIENT_TOLERANCE,
     "guided backprop": a03_guided.GRADIENT_TOLERANCE,
     "deletion curve": a04_beyond.CURVE_TOLERANCE,  # a04 deletion/insertion curves
+    "Shapley values": a05_imagenet.SHAPLEY_TOLERANCE,  # a05 coalition_scores, region_shapley
 }
 
 
