@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install bubblewrap test demo release figures fetch standin clean
@@ -11,9 +12,13 @@ install: $(STAMP)
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || $(MAKE) --no-print-directory bubblewrap
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	@# uv (from PyPI) installs the same pinned set as pip in about half the time: parallel downloads
+	@# and unpacking, bytecode compiled on every core. Where uv cannot be had, pip does it.
+	if $(PY) -m pip install --quiet uv \
+	  && $(UV) pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt -c constraints.txt; \
+	then $(UV) pip install --quiet --python $(PY) --no-deps -e . ; \
+	else $(PY) -m pip install --quiet -r requirements.txt -c constraints.txt \
+	  && $(PY) -m pip install --quiet --no-deps -e . ; fi
 	touch $(STAMP)
 
 ## Grading runs every notebook in a bubblewrap sandbox (Debian/Ubuntu package bubblewrap).

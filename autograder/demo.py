@@ -17,12 +17,13 @@ import nbformat
 
 from autograder import build, publish
 from autograder.grade import grade, summary_table
-from student_src import assets, data, fetch, models
+from student_src import assets, data, fetch, imagenet, models
 
 
 def real_assets_present() -> bool:
     return models.checkpoint_path(standin=False).is_file() and \
-        (assets.asset_root(standin=False) / data.BATCH_FOLDER / "test_batch").is_file()
+        (assets.asset_root(standin=False) / data.BATCH_FOLDER / "test_batch").is_file() and \
+        all(path.is_file() for path, _ in imagenet.real_assets())
 
 
 def make_demo_submissions(folder: Path) -> Path:
@@ -42,8 +43,7 @@ def run_demo(out: Path, jobs: int = 1) -> int:
         print("Using the downloaded hub model and CIFAR-10.")
     else:
         os.environ[assets.STANDIN_ENV] = "1"
-        if not models.checkpoint_path(standin=True).is_file():
-            fetch.make_standin(assets.asset_root(standin=True))
+        fetch.ensure_standin()
         print("=" * 78)
         print("STAND-IN MODE: the hub model and CIFAR-10 are not downloaded, so the notebooks run on an")
         print("UNTRAINED random-init ResNet-18 and synthetic images. Grades below are meaningful (student")

@@ -106,17 +106,18 @@ def export_html(notebook: nbformat.NotebookNode, path: Path) -> None:
 
 def make_figures(out: Path = FIGURES_DIR, assignments=None, standin: bool = False, progress: bool = True) -> dict:
     """Regenerate the figures of ``assignments`` (default: all) into ``out``; ``{assignment: [png paths]}``."""
-    from student_src import data, fetch, models
+    from student_src import data, fetch, imagenet, models
 
     assignments = list(assignments or build.assignment_ids())
     if standin:
-        if not models.checkpoint_path(standin=True).is_file():
-            fetch.make_standin(assets.asset_root(standin=True))
+        fetch.ensure_standin()
     else:
         for path, what in ((models.checkpoint_path(standin=False), "The CIFAR-10 ResNet-18 checkpoint"),
                            (assets.asset_root(False) / data.BATCH_FOLDER / "test_batch", "The CIFAR-10 test split")):
             if not path.is_file():
                 raise assets.missing(what, path, standin=False)
+        if any(imagenet.uses_imagenet(assignment) for assignment in assignments):
+            imagenet.require_assets()
     from tqdm import tqdm
 
     env = _execution_env(standin)

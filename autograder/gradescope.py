@@ -80,7 +80,9 @@ def _packed_files(with_data: bool):
             yield file, relative
     if with_data:
         data_root = assets.data_dir()
-        for file in sorted(p for p in data_root.rglob("*") if p.is_file() and "standin" not in p.parts):
+        # Not the ImageNet weights (760 MB): grading compares student and reference on the same model.
+        for file in sorted(p for p in data_root.rglob("*") if p.is_file() and "standin" not in p.parts
+                           and "torchvision" not in p.parts):
             yield file, Path("data") / file.relative_to(data_root)
 
 
@@ -153,7 +155,11 @@ def run(root: Path, assignments=None) -> dict:
     assignments = list(assignments or build.assignment_ids())
     note = ""
     os.environ.setdefault(assets.DATA_DIR_ENV, str(root / "source" / "data"))
-    if not (assets.data_dir() / "models" / "resnet18_cifar10").is_dir():
+    from student_src import imagenet
+
+    imagenet_missing = any(imagenet.uses_imagenet(a) for a in assignments) and \
+        not all(path.is_file() for path, _ in imagenet.real_assets())
+    if imagenet_missing or not (assets.data_dir() / "models" / "resnet18_cifar10").is_dir():
         os.environ[assets.STANDIN_ENV] = "1"
         note = "Graded on the untrained stand-in model: scores are exact, figures in the feedback are not real."
     with tempfile.TemporaryDirectory(prefix="xai-gradescope-") as tmp:

@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from student_src.probe_models import alexnet_shaped  # noqa: E402
-from solutions import faithfulness, gradcam, guided, hooks, layercam  # noqa: E402
+from solutions import faithfulness, gradcam, guided, hooks, layercam, shapley  # noqa: E402
 from student_src import checks  # noqa: E402
+from student_src.evaluation import grid_regions  # noqa: E402
 from student_src.models import build_cifar_resnet18  # noqa: E402
 
 BATCH = 6
@@ -81,6 +82,8 @@ def quantities():
         "guided backprop": lambda m, x, t: guided.guided_backprop(m[0], x, t),
         "deletion curve": lambda m, x, t: faithfulness.deletion_curve(
             m[0], x, gradcam.grad_cam(m[0], "layer3", x, t), t, steps=8),
+        "Shapley values AlexNet 4x4 grid": lambda m, x, t: shapley.region_shapley(
+            m[1], x, t, grid_regions(32, 32, 4), n_permutations=2, seed=0, batch_size=8),
     }
 
 

@@ -80,3 +80,22 @@ def format_table(rows: list) -> str:
     lines = ["  ".join(name.ljust(width) for name, width in zip(columns, widths))]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
     return "\n".join(lines)
+
+
+def grid_regions(height: int, width: int, cells: int) -> torch.Tensor:
+    """A ``cells`` x ``cells`` grid as a region label map (height, width), labels 0 .. cells^2 - 1,
+    row by row (region ``r`` is grid row ``r // cells``, column ``r % cells``)."""
+    rows = torch.arange(height) * cells // height
+    columns = torch.arange(width) * cells // width
+    return rows[:, None] * cells + columns[None, :]
+
+
+def region_means(maps: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """The mean of each map (B, H, W) over each region of a label map (H, W): (B, R)."""
+    one_hot = torch.nn.functional.one_hot(regions.long().to(maps.device)).flatten(0, 1).to(maps.dtype)  # (HW, R)
+    return maps.flatten(1) @ one_hot / one_hot.sum(dim=0)
+
+
+def paint_regions(values: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Per-region values (B, R) painted onto the pixels of a label map (H, W): (B, H, W)."""
+    return values[:, regions.long().to(values.device)]

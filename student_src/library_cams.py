@@ -201,3 +201,30 @@ def library_guided_backprop(model: nn.Module, x: torch.Tensor, targets=None) -> 
         for parameter, grad in grads:
             parameter.grad = grad
     return gradients.detach()
+
+
+class inplace_relus_off:  # noqa: N801 (a context manager, used like a function)
+    """Inside the block, every ``nn.ReLU(inplace=True)`` of ``model`` computes out of place; the
+    flags are restored afterwards, also when the block raises.
+
+    pytorch-grad-cam keeps a layer's output with ``output.cpu().detach()``, which on a CPU is the
+    tensor itself: an in-place ReLU right after the layer (every convolution of AlexNet and
+    VGG) overwrites it, and the library's Grad-CAM mixes the ReLU's output with the gradient
+    before it (Assignment 2). Without in-place ReLUs it reads the layer's own output::
+
+        with library_cams.inplace_relus_off(model):
+            maps = library_cams.library_grad_cam(model, "features.10", x, targets)
+    """
+
+    def __init__(self, model: nn.Module):
+        self.relus = [module for module in model.modules() if isinstance(module, nn.ReLU) and module.inplace]
+
+    def __enter__(self):
+        for relu in self.relus:
+            relu.inplace = False
+        return self
+
+    def __exit__(self, *exc_info):
+        for relu in self.relus:
+            relu.inplace = True
+        return False

@@ -85,3 +85,63 @@ def road_combined(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=
     from pytorch_grad_cam.metrics.road import ROADCombined
 
     return _run_metric(ROADCombined(percentiles=list(percentiles)), model, x, maps, targets, seed)
+
+
+def _library_curve(model: nn.Module, x: torch.Tensor, saliency, target, steps: int, baseline, insertion: bool):
+    """The probability of each image's target class as the map's top pixels are removed (deletion) or
+    put back into the baseline (insertion), with pytorch-grad-cam's ``RemoveMostRelevantFirst`` /
+    ``RemoveLeastRelevantFirst`` at the percentiles ``100 * k / steps``."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import (PerturbationConfidenceMetric,
+                                                                  RemoveLeastRelevantFirst, RemoveMostRelevantFirst)
+
+    cams = _as_numpy_maps(saliency)
+    targets = softmax_targets(target, len(x))
+    fill_images = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+    curve = torch.zeros(len(x), steps + 1)
+    for b in range(len(x)):
+        fill = fill_images[b].cpu()
+
+        def imputer(image, keep, fill=fill):  # keep: 1 where the image stays, 0 where the baseline goes
+            return image * keep + fill * (1 - keep)
+
+        for k in range(steps + 1):
+            fraction = k / steps  # removed (deletion) or inserted (insertion)
+            if (fraction == 0 and not insertion) or (fraction == 1 and insertion):
+                chosen = x[b:b + 1]
+            elif (fraction == 1 and not insertion) or (fraction == 0 and insertion):
+                chosen = fill_images[b:b + 1]
+            else:
+                chosen = None
+            if chosen is not None:
+                with torch.no_grad():
+                    curve[b, k] = float(targets[b](model(chosen)[0]))
+                continue
+            perturbation = (RemoveLeastRelevantFirst(100 * fraction, imputer) if insertion
+                            else RemoveMostRelevantFirst(100 * (1 - fraction), imputer))
+            metric = PerturbationConfidenceMetric(perturbation)
+            curve[b, k] = float(metric(x[b:b + 1], cams[b:b + 1], targets[b:b + 1], model, return_diff=False)[0])
+    return curve.to(x.device)
+
+
+def library_deletion_curve(model: nn.Module, x: torch.Tensor, saliency, target, steps: int = 16,
+                           baseline=0.0) -> torch.Tensor:
+    """A deletion curve (Petsiuk et al. 2018) from pytorch-grad-cam's ``RemoveMostRelevantFirst``.
+
+    Same signature as Assignment 4's ``deletion_curve``: (B, steps + 1) probabilities of the
+    target classes; column k after removing the map's top ``k / steps`` of the pixels (the
+    library's percentile threshold: tied values go together) and filling them with ``baseline``.
+    """
+    return _library_curve(model, x, saliency, target, steps, baseline, insertion=False)
+
+
+def library_insertion_curve(model: nn.Module, x: torch.Tensor, saliency, target, steps: int = 16,
+                            baseline=0.0) -> torch.Tensor:
+    """An insertion curve from pytorch-grad-cam's ``RemoveLeastRelevantFirst``: column k keeps the
+    map's top ``k / steps`` of the pixels and shows ``baseline`` elsewhere. (B, steps + 1)."""
+    return _library_curve(model, x, saliency, target, steps, baseline, insertion=True)
+
+
+def library_area_under_curve(curve: torch.Tensor) -> torch.Tensor:
+    """``torch.trapezoid`` of each row of ``curve`` (B, n) at the points x = 0, 1/(n-1), ..., 1. Returns (B,)."""
+    points = torch.linspace(0.0, 1.0, curve.shape[-1], dtype=curve.dtype, device=curve.device)
+    return torch.trapezoid(curve, x=points, dim=-1)

@@ -9,6 +9,9 @@ seeds a check uses stays with the grader.
 - :class:`TinyCNN`: a 4x4 one-channel network whose Grad-CAM can be computed by hand;
 - :class:`SharedReLUNet`: one ``nn.ReLU(inplace=True)`` module that runs twice (like ResNet's
   ``BasicBlock``);
+- :class:`NestedConvBlocks`: convolutions in nested blocks, then BatchNorm, ReLU, pool, linear;
+- :class:`AdditiveModel`: a score that is a sum over pixels (exact Shapley values by hand);
+- :class:`InteractionCNN`: a small CNN whose score is far from additive over image regions;
 - :class:`FailsOnPurpose` and :class:`FailsAfterReLU`: a forward pass that raises, to check that
   hooks and patched modules are removed in ``finally``.
 """
@@ -119,3 +122,56 @@ class FailsAfterReLU(nn.Module):
     def forward(self, x):
         self.head(self.relu(self.conv(x)))
         raise RuntimeError("forward failed on purpose")
+
+
+class NestedConvBlocks(nn.Module):
+    """Convolutions inside nested blocks; after the last one come a BatchNorm, an in-place ReLU, a
+    pool and a linear head (none of them a convolution). Input (B, 3, H, W), 3 logits."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(5)
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.blocks = nn.Sequential(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()),
+                                        nn.Sequential(nn.Conv2d(4, 6, 1), nn.BatchNorm2d(6), nn.ReLU(inplace=True)))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
+
+    def forward(self, x):
+        return self.head(self.pool(self.blocks(self.stem(x))))
+
+
+class AdditiveModel(nn.Module):
+    """``logits = g(x).flatten(1) @ weights.T`` with ``g = tanh`` (``squash=True``) or the identity.
+
+    The score is a sum of one term per pixel, so the Shapley value of a group of pixels is the
+    sum of its own terms, ``w * (g(x) - g(baseline))``, whatever the other pixels show.
+    ``weights``: (num_classes, C * H * W).
+    """
+
+    def __init__(self, weights: torch.Tensor, squash: bool = False):
+        super().__init__()
+        self.weights = nn.Parameter(torch.as_tensor(weights, dtype=torch.float32).clone(), requires_grad=False)
+        self.squash = squash
+
+    def forward(self, x):
+        return (torch.tanh(x) if self.squash else x).flatten(1) @ self.weights.t()
+
+
+class InteractionCNN(nn.Module):
+    """A small random CNN whose score is far from additive over image regions: a convolution, ReLU,
+    a 2x2 average pool, a linear layer, and the product of logits 0 and 1 added to every logit.
+    Input (B, 3, H, W), 4 logits."""
+
+    def __init__(self, seed: int = 61):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.conv = nn.Conv2d(3, 6, 3, padding=1)
+            self.fc = nn.Linear(6 * 4, 4)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+
+    def forward(self, x):
+        logits = self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+        return logits + 2.0 * logits[:, :1] * logits[:, 1:2]

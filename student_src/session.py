@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -24,17 +25,45 @@ def start(seed: int = 0):
 
     Raises ``MissingAssetError`` naming the fetch command when the model or data are missing.
     """
-    for category in (UserWarning, FutureWarning, DeprecationWarning):
-        warnings.filterwarnings("ignore", category=category)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    full_float32()
+    _prepare(seed)
     checks.hello()
     model = checks.remember_model(models.load_model())  # the state every test cell starts from
     test_set = data.load_test_set()
     device = next(model.parameters()).device
     print(f"Model on {device}; {len(test_set)} test images; classes: {', '.join(test_set.classes)}")
     return model, test_set
+
+
+def start_imagenet(seed: int = 0, with_vgg: bool = True):
+    """Assignment 5's set-up: ``alexnet, vgg16, photos = session.start_imagenet()``.
+
+    Steps 1, 2 and 4 of :func:`start`, then torchvision's AlexNet and VGG-16 with ImageNet
+    weights (eval mode, on the GPU if there is one; ``vgg16`` is ``None`` when ``with_vgg`` is
+    false) and the photos ``("both", "cat", "dog")`` as one ImageNet-normalised batch
+    (3, 3, 224, 224). With ``$XAI_KIT_STANDIN`` set: seeded random-init networks and generated
+    photos, marked as stand-ins. Raises ``MissingAssetError`` naming
+    ``python -m student_src.fetch --imagenet`` when the files are missing.
+    """
+    from student_src import assets, imagenet
+
+    _prepare(seed)
+    mode = "STAND-IN (random-init networks, generated photos)" if assets.standin_requested() else "real"
+    print(f"Python {sys.version.split()[0]}, torch {torch.__version__}, device: {models.default_device()}; "
+          f"assets: {mode}, in {assets.asset_root()}")
+    alexnet = imagenet.load_model("alexnet")
+    vgg16 = imagenet.load_model("vgg16") if with_vgg else None
+    photos = imagenet.load_photos(tuple(imagenet.PHOTOS)).to(next(alexnet.parameters()).device)
+    loaded = "AlexNet and VGG-16" if with_vgg else "AlexNet"
+    print(f"{loaded} on {photos.device}; photos {', '.join(imagenet.PHOTOS)}: {tuple(photos.shape)}")
+    return alexnet, vgg16, photos
+
+
+def _prepare(seed: int) -> None:
+    for category in (UserWarning, FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    full_float32()
 
 
 def full_float32() -> None:

@@ -68,7 +68,7 @@ def standin_assets_module(tmp_path_factory):
 
 #: The test modules that grade a cohort per assignment through nbgrader, all in one run.
 GRADING_MODULES = ("tests.test_grading_a01", "tests.test_grading_a02", "tests.test_grading_a03",
-                   "tests.test_grading_a04")
+                   "tests.test_grading_a04", "tests.test_grading_a05")
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +98,7 @@ def _group_of(item) -> str:
 
 def pytest_itemcollected(item):
     """One xdist group per test file (its module fixtures run once, in one worker), and one group
-    for the four grading modules, which share ``graded_class``. (Added as each item is collected,
+    for the grading modules, which share ``graded_class``. (Added as each item is collected,
     so pytest-xdist's own collection hook sees the groups.)"""
     item.add_marker(pytest.mark.xdist_group(_group_of(item)))
 

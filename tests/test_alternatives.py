@@ -13,13 +13,14 @@ import warnings
 import pytest
 import torch
 
-from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond
-from solutions import faithfulness, gradcam, guided, hooks, layercam, sanity
+from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
+from solutions import faithfulness, gradcam, guided, hooks, layercam, layers, sanity, shapley
 from tests.alternatives import a01_hooks as alt01, a02_gradcam as alt02, a03_guided as alt03, a04_beyond as alt04
+from tests.alternatives import a05_imagenet as alt05
 
-CHECK_MODULES = {"01": a01_hooks, "02": a02_gradcam, "03": a03_guided, "04": a04_beyond}
-ALTERNATIVE_MODULES = {"01": alt01, "02": alt02, "03": alt03, "04": alt04}
-REFERENCE_MODULES = (hooks, gradcam, guided, layercam, faithfulness, sanity)
+CHECK_MODULES = {"01": a01_hooks, "02": a02_gradcam, "03": a03_guided, "04": a04_beyond, "05": a05_imagenet}
+ALTERNATIVE_MODULES = {"01": alt01, "02": alt02, "03": alt03, "04": alt04, "05": alt05}
+REFERENCE_MODULES = (hooks, gradcam, guided, layercam, faithfulness, sanity, layers, shapley)
 
 
 def reference_function(name: str):

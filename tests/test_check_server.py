@@ -27,14 +27,15 @@ import pytest
 import torch
 
 from autograder import check_server, nbgrader_plugins
-from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond
+from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
 from student_src import grading_client
 from tests.mutants import a01_hooks as mutants01, a02_gradcam as mutants02, a03_guided as mutants03
-from tests.mutants import a04_beyond as mutants04
+from tests.mutants import a04_beyond as mutants04, a05_imagenet as mutants05
 from tests.test_alternatives import reference_function
 
-CHECK_MODULES = (a01_hooks, a02_gradcam, a03_guided, a04_beyond)
-MUTANT_MODULES = {a01_hooks: mutants01, a02_gradcam: mutants02, a03_guided: mutants03, a04_beyond: mutants04}
+CHECK_MODULES = (a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet)
+MUTANT_MODULES = {a01_hooks: mutants01, a02_gradcam: mutants02, a03_guided: mutants03, a04_beyond: mutants04,
+                  a05_imagenet: mutants05}
 
 
 @pytest.fixture(scope="module")

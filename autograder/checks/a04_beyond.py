@@ -400,6 +400,9 @@ CHECKS = (
 )
 
 #: Library entry points that would do the student's job (see ``autograder.check_server``): LayerCAM itself
-#: (``library_cam`` runs any pytorch-grad-cam method) and scipy's rank correlation. The Assignment 2
+#: (``library_cam`` runs any pytorch-grad-cam method), scipy's rank correlation, and the library-backed
+#: curves of ``student_src.library_metrics`` (Assignment 5's fallbacks). The Assignment 2
 #: helpers (``activations_and_gradients``, ``scale_cams``, library-backed by default) are allowed.
-FORBIDDEN_NAMES = ("pytorch_grad_cam", "LayerCAM", "library_cam", "scipy", "spearmanr", "rankdata")
+FORBIDDEN_NAMES = ("pytorch_grad_cam", "LayerCAM", "library_cam", "scipy", "spearmanr", "rankdata",
+                   "library_deletion_curve", "library_insertion_curve", "library_area_under_curve",
+                   "PerturbationConfidenceMetric")
