@@ -155,6 +155,26 @@ def points_of(assignment: str) -> dict:
             and not cell.metadata["nbgrader"].get("solution")}
 
 
+def assert_reference_full_marks(table: dict, assignment: str, points: int, manual) -> None:
+    """The reference loses no autograded cell and scores every point of the release (``points``);
+    its manual cells (``manual``: their number, or their grade ids) all wait for a grader."""
+    assert_loses_exactly(table, "reference", assignment, set())
+    assert table["reference"][TOTAL_ITEM].score == sum(points_of(assignment).values()) == points
+    cells = {item for item, row in table["reference"].items() if row.kind == "manual"}
+    assert (len(cells) == manual) if isinstance(manual, int) else (cells == set(manual)), sorted(cells)
+    assert all(table["reference"][item].status == "needs manual grading" for item in cells)
+
+
+def assert_blank_scores_zero(table: dict, assignment: str, points: int) -> None:
+    """The blank release is graded, fails every autograded cell (0 of ``points``), and its
+    manual cells are unanswered."""
+    total = table["blank"][TOTAL_ITEM]
+    assert total.status == "graded" and total.score == 0 and total.max_score == points
+    autograded = [row for item, row in table["blank"].items() if row.kind == "autograded" and item != TOTAL_ITEM]
+    assert len(autograded) == len(points_of(assignment)) and all(row.status == "failed" for row in autograded)
+    assert {row.status for row in table["blank"].values() if row.kind == "manual"} == {"unanswered"}
+
+
 def assert_loses_exactly(table: dict, student_id: str, assignment: str, failing_cells: set) -> None:
     """The student's failed autograded cells are exactly ``failing_cells``; the total matches."""
     points = points_of(assignment)

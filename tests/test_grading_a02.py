@@ -9,7 +9,6 @@ catch it on the notebook's own model (listed in ``CAUGHT_BY_VISIBLE_CHECKS``, wi
 import pytest
 
 from autograder.checks import a02_gradcam
-from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
 from tests.alternatives import a02_gradcam as alternatives
 from tests.mutants import a02_gradcam as mutants
@@ -131,17 +130,11 @@ def test_notebook_mutant_fails_the_same_hidden_checks_as_its_table_entry(name):
 
 
 def test_reference_gets_full_autograded_marks(graded):
-    harness.assert_loses_exactly(graded, "reference", ASSIGNMENT, set())
-    manual = {item for item, row in graded["reference"].items() if row.kind == "manual"}
-    assert manual == MANUAL_ITEMS
-    assert all(graded["reference"][item].status == "needs manual grading" for item in manual)
+    harness.assert_reference_full_marks(graded, ASSIGNMENT, 18, MANUAL_ITEMS)
 
 
 def test_blank_release_scores_zero(graded):
-    total = graded["blank"][TOTAL_ITEM]
-    assert total.status == "graded" and total.score == 0
-    assert total.max_score == sum(harness.points_of(ASSIGNMENT).values()) == 18
-    assert {row.status for row in graded["blank"].values() if row.kind == "manual"} == {"unanswered"}
+    harness.assert_blank_scores_zero(graded, ASSIGNMENT, 18)
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_MUTANTS))

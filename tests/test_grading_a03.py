@@ -2,7 +2,6 @@
 
 import pytest
 
-from autograder.grade import TOTAL_ITEM
 from tests import grading_harness as harness
 from tests.alternatives import a03_guided as alternatives
 from tests.mutants import a03_guided as mutants
@@ -48,17 +47,11 @@ def test_points_are_as_designed():
 
 
 def test_reference_gets_full_autograded_marks(graded):
-    harness.assert_loses_exactly(graded, "reference", ASSIGNMENT, set())
-    assert graded["reference"][TOTAL_ITEM].score == AUTOGRADED_POINTS
-    manual = {item for item, row in graded["reference"].items() if row.kind == "manual"}
-    assert manual == MANUAL_CELLS
-    assert all(graded["reference"][item].status == "needs manual grading" for item in manual)
+    harness.assert_reference_full_marks(graded, ASSIGNMENT, AUTOGRADED_POINTS, MANUAL_CELLS)
 
 
 def test_blank_release_scores_zero(graded):
-    total = graded["blank"][TOTAL_ITEM]
-    assert total.status == "graded" and total.score == 0 and total.max_score == AUTOGRADED_POINTS
-    assert {row.status for row in graded["blank"].values() if row.kind == "manual"} == {"unanswered"}
+    harness.assert_blank_scores_zero(graded, ASSIGNMENT, AUTOGRADED_POINTS)
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
