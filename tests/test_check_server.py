@@ -61,9 +61,11 @@ def _remote_verdict(server, check, arguments: dict) -> tuple[bool, str]:
 
 
 def _local_verdict(check, arguments: dict) -> bool:
+    """The check run in this process: False when it fails, or when the student's function raises
+    (through the server that is a failed check too: the cell stops with the student's error)."""
     try:
         check(**arguments)
-    except AssertionError:
+    except Exception:  # noqa: BLE001 - an AssertionError or the mutant's own crash
         return False
     return True
 
