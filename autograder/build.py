@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.nbgrader_worker import NbgraderWorker
-from autograder.source_format import REPO_ROOT, build_notebook
+from autograder.source_format import REPO_ROOT, build_notebook, split_rubric
 
 ASSIGNMENTS_DIR = REPO_ROOT / "autograder" / "assignments"
 COURSE_CONFIG = REPO_ROOT / "autograder" / "course" / "nbgrader_config.py"
@@ -95,10 +95,11 @@ def build_all(out_root: Path, assignments=None, repository: str | None = None,
 def solved_submission(assignment: str) -> nbformat.NotebookNode:
     """What a student who solved everything hands in: the release with the solution cells filled in.
 
-    Locked and test cells stay exactly as released (hidden tests absent), so nbgrader sees no tampering.
+    Locked and test cells stay exactly as released (hidden tests absent), so nbgrader sees no tampering;
+    the graders' rubrics are left out (a student never sees them).
     """
     solution = nbformat.read(str(SOLUTION_DIR / f"{assignment}.ipynb"), as_version=4)
-    answers = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in solution.cells
+    answers = {cell.metadata["nbgrader"]["grade_id"]: split_rubric(cell.source)[0] for cell in solution.cells
                if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
     submission = nbformat.read(str(RELEASE_DIR / f"{assignment}.ipynb"), as_version=4)
     for cell in submission.cells:

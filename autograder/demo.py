@@ -1,9 +1,9 @@
-"""``make demo``: build the release, publish the student repository and grade two demo students offline.
+"""``make demo``: build the release, publish the student repository, and walk a term offline on two
+demo students (``autograder.course.demo_term``: a fake Canvas download, collect, grade into a
+course folder, one manual grade, feedback, export; how to open formgrader on it).
 
-The demo students are ``reference`` (the solution notebooks handed in as they are) and ``blank``
-(the untouched student release). Without the downloaded model and data the demo uses the
-untrained stand-in (``python -m student_src.fetch --standin``) and says so loudly: its grades are
-real (grading compares the student's functions with the reference on the same model), its
+Without the downloaded model and data the demo uses the untrained stand-in
+(``python -m student_src.fetch --standin``) and says so loudly: its grades are real (grading compares the student's functions with the reference on the same model), its
 figures are not.
 """
 
@@ -13,10 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-import nbformat
-
 from autograder import build, publish
-from autograder.grade import grade, summary_table
+from autograder.course.demo_term import run_term
 from student_src import assets, data, fetch, imagenet, models
 
 
@@ -24,16 +22,6 @@ def real_assets_present() -> bool:
     return models.checkpoint_path(standin=False).is_file() and \
         (assets.asset_root(standin=False) / data.BATCH_FOLDER / "test_batch").is_file() and \
         all(path.is_file() for path, _ in imagenet.real_assets())
-
-
-def make_demo_submissions(folder: Path) -> Path:
-    """``folder/reference/NN.ipynb`` (release with the solutions filled in) and ``folder/blank/`` (release)."""
-    for student in ("reference", "blank"):
-        (folder / student).mkdir(parents=True, exist_ok=True)
-    for assignment in build.assignment_ids():
-        nbformat.write(build.solved_submission(assignment), folder / "reference" / f"{assignment}.ipynb")
-        shutil.copyfile(build.RELEASE_DIR / f"{assignment}.ipynb", folder / "blank" / f"{assignment}.ipynb")
-    return folder
 
 
 def run_demo(out: Path, jobs: int = 1) -> int:
@@ -52,11 +40,8 @@ def run_demo(out: Path, jobs: int = 1) -> int:
         print("=" * 78)
     if out.exists():
         shutil.rmtree(out)
-    submissions = make_demo_submissions(out / "submissions")
     published = publish.publish(out / "student-repository")
-    print(f"Student repository published ({len(published)} files): {out / 'student-repository'}")
-    rows = grade(submissions, out, jobs=jobs)
-    print(summary_table(rows))
-    print(f"\ngrades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}/<student>/<assignment>.html\n"
-          f"student repository (what students get; push it to the public repository): {out / 'student-repository'}")
+    print(f"Student repository published ({len(published)} files): {out / 'student-repository'}\n"
+          "(what students get; push it to the public student repository)")
+    run_term(out / "term", jobs=jobs)
     return 0

@@ -184,18 +184,24 @@ def _max_autograded(course: Path, assignment: str, manual: set) -> float:
         return float(sum(cell.max_score for cell in notebook.grade_cells if cell.name not in manual))
 
 
-def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, limits: Limits) -> dict:
-    """autograde + generate_feedback of one notebook; ``{"integrity": [...], "problem": ...}``."""
+def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, limits: Limits,
+               feedback: bool = True) -> dict:
+    """autograde (+ generate_feedback) of one notebook; ``{"integrity": [...], "problem": ...}``.
+    A submission time (``submission.timestamps``) goes beside it as nbgrader's ``timestamp.txt``."""
     course = worker.course
     target = course / "submitted" / submission.student_id / assignment
     target.mkdir(parents=True, exist_ok=True)
     problem = hand_in(submission, assignment, target / f"{assignment}.ipynb")
     if problem:  # its private copy changed since collect: nbgrader never sees it
         return {"integrity": [], "problem": problem}
+    (target / "timestamp.txt").unlink(missing_ok=True)
+    if submission.timestamps.get(assignment):
+        (target / "timestamp.txt").write_text(submission.timestamps[assignment] + "\n")
     note = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb"), "problem": None}
     try:
         worker.request("autograde", assignment, submission.student_id, timeout=limits.notebook_seconds)
-        worker.request("generate_feedback", assignment, submission.student_id, timeout=300)
+        if feedback:
+            worker.request("generate_feedback", assignment, submission.student_id, timeout=300)
     except subprocess.TimeoutExpired:
         note["problem"] = (f"grading was stopped after {limits.notebook_seconds} s "
                            "(a cell that never finishes and ignores interrupts?)")
@@ -235,10 +241,7 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     raises :class:`~autograder.sandbox.SandboxUnavailable` where bwrap cannot run), ``"none"``
     trusts the submissions: notebooks then run with the grader's user, files and network.
     """
-    if sandbox == "bwrap":
-        sandboxing.require_bwrap()
-    elif sandbox != "none":
-        raise ValueError(f"sandbox must be 'bwrap' or 'none', not {sandbox!r}")
+    check_sandbox(sandbox)
     assignments = list(assignments or build.assignment_ids())
     limits = limits or Limits()
     out = Path(out)
@@ -252,53 +255,78 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
         template = make_template_course(tmp / "template", assignments)
         manual = {assignment: _manual_cells(template, assignment) for assignment in assignments}
         max_auto = {assignment: _max_autograded(template, assignment, manual[assignment]) for assignment in assignments}
-        jobs = max(1, min(jobs, len(submissions) or 1))
-        students: queue.Queue = queue.Queue()
-        for submission in submissions:
-            students.put(submission)
-        bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
         rows: list[Row] = []
 
-        def work(worker: int) -> None:
-            # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders.
-            course = shutil.copytree(template, tmp / f"worker{worker}")
-            code = private_code_copy(tmp / f"code{worker}")
-            runtime = worker_runtime(tmp / f"runtime{worker}", code)
-            env = worker_env(jobs, code, runtime)
-            with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb, cell_seconds=limits.cell_seconds,
-                                prewarm=prewarmed_kernels, runtime=runtime / "kernels", sandbox=sandbox,
-                                code=code) as nbgrader:
-                while True:
-                    try:
-                        submission = students.get_nowait()
-                    except queue.Empty:
-                        return
-                    for assignment in assignments:
-                        if assignment not in submission.notebooks:
-                            continue
-                        note = _grade_one(nbgrader, submission, assignment, limits)
-                        rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
-                                                   max_auto[assignment], note["problem"], note["integrity"]))
-                        copy_feedback(course / "feedback" / submission.student_id / assignment / f"{assignment}.html",
-                                      out, submission.student_id, assignment)
-                        bar.update(1)
+        def graded(course: Path, submission: Submission, assignment: str, note: dict) -> None:
+            rows.extend(_notebook_rows(course, submission.student_id, assignment, manual[assignment],
+                                       max_auto[assignment], note["problem"], note["integrity"]))
+            copy_feedback(course / "feedback" / submission.student_id / assignment / f"{assignment}.html",
+                          out, submission.student_id, assignment)
 
-        def guarded_work(worker: int) -> None:
-            try:
-                work(worker)
-            except Exception:  # noqa: BLE001 (the other workers go on; what is left gets a row below)
-                traceback.print_exc()
-
-        threads = [threading.Thread(target=guarded_work, args=(worker,)) for worker in range(jobs)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        bar.close()
+        grade_in_workers(submissions, assignments, template, tmp, graded, jobs=jobs, limits=limits,
+                         progress=progress, prewarmed_kernels=prewarmed_kernels, sandbox=sandbox)
         rows.extend(rows_not_graded(submissions, assignments, rows, max_auto))
     rows.sort(key=lambda row: (row.student_id, row.assignment, row.item == TOTAL_ITEM, row.item))
     write_csv(rows, out / "grades.csv")
     return rows
+
+
+def check_sandbox(sandbox: str) -> None:
+    """Raise when ``sandbox`` is unknown, or is ``"bwrap"`` where bubblewrap cannot run."""
+    if sandbox == "bwrap":
+        sandboxing.require_bwrap()
+    elif sandbox != "none":
+        raise ValueError(f"sandbox must be 'bwrap' or 'none', not {sandbox!r}")
+
+
+def grade_in_workers(submissions: list[Submission], assignments, template: Path, tmp: Path, graded,
+                     jobs: int = 1, limits: Limits | None = None, progress: bool = True,
+                     prewarmed_kernels: bool = True, sandbox: str = "bwrap", feedback: bool = True) -> None:
+    """Grade every notebook of ``submissions`` in ``jobs`` parallel workers made from the nbgrader
+    course ``template`` (in folders under ``tmp``); after each notebook, the worker's thread calls
+    ``graded(worker_course, submission, assignment, note)`` (``note``: integrity notes, problem)
+    while the worker's gradebook and folders hold that notebook's results. A worker that fails
+    is reported on stderr; the others go on (its notebooks get no call)."""
+    limits = limits or Limits()
+    jobs = max(1, min(jobs, len(submissions) or 1))
+    students: queue.Queue = queue.Queue()
+    for submission in submissions:
+        students.put(submission)
+    bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
+
+    def work(worker: int) -> None:
+        # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders.
+        course = shutil.copytree(template, tmp / f"worker{worker}")
+        code = private_code_copy(tmp / f"code{worker}")
+        runtime = worker_runtime(tmp / f"runtime{worker}", code)
+        env = worker_env(jobs, code, runtime)
+        with NbgraderWorker(course, env=env, memory_mb=limits.memory_mb, cell_seconds=limits.cell_seconds,
+                            prewarm=prewarmed_kernels, runtime=runtime / "kernels", sandbox=sandbox,
+                            code=code) as nbgrader:
+            while True:
+                try:
+                    submission = students.get_nowait()
+                except queue.Empty:
+                    return
+                for assignment in assignments:
+                    if assignment not in submission.notebooks:
+                        continue
+                    note = _grade_one(nbgrader, submission, assignment, limits, feedback=feedback)
+                    graded(course, submission, assignment, note)
+                    bar.update(1)
+
+    def guarded_work(worker: int) -> None:
+        try:
+            work(worker)
+        except Exception:  # noqa: BLE001 (the other workers go on; what is left gets a row below)
+            traceback.print_exc()
+
+    threads = [threading.Thread(target=guarded_work, args=(worker,)) for worker in range(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bar.close()
 
 
 def _progress_bar(total: int, enabled: bool):

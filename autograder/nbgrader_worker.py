@@ -328,6 +328,9 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
     config.CourseDirectory.root = str(course)
+    # The worker's own gradebook, whatever the course's configuration names (a course made by
+    # `course init` names its own: the grader merges into that one from a single process).
+    config.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
     if cell_seconds is not None:
         config.Execute.timeout = cell_seconds
     if no_database:

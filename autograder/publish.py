@@ -31,14 +31,15 @@ from pathlib import Path
 import nbformat
 
 from autograder import build
-from autograder.source_format import REPO_ROOT, kit_settings
+from autograder.source_format import REPO_ROOT, RUBRIC_TITLE, kit_settings
 
 TEMPLATES = REPO_ROOT / "autograder" / "templates" / "student_repository"
 MARKER = ".xai-kit-published"  # marks a folder this command wrote (and may rewrite)
 #: Path parts that only the instructor's side has.
 GRADER_ONLY_NAMES = {"solutions", "autograder", "tests", "gradebook", "nbgrader_config",
                      "submitted", "autograded", "feedback", "mutants", "alternatives"}
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden.run(")
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden.run(",
+           RUBRIC_TITLE)
 GRADER_IMPORT = re.compile(r"^\s*(from|import)\s+(solutions|autograder|tests)\b", flags=re.M)
 #: One-line idioms any PyTorch code may contain: sharing one is not a leak.
 # The kernel-side client of the hidden checks is public (student_src/grading_client.py): its import is not a leak.

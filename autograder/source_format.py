@@ -15,6 +15,11 @@ from it. A line starting with ``# %%`` opens a cell; the rest of the line says w
     #                                     are removed from the release
     # %% [answer] id=q_layers points=3    manually graded written answer; the text is the model
     #                                     answer (instructor-only), students see "YOUR ANSWER HERE"
+    # RUBRIC: 2 points: names both ...    inside an [answer] or a manually graded [solution] cell:
+    #                                     what earns the points (required; the points add up to the
+    #                                     cell's). Written into the instructor notebook only, inside
+    #                                     what nbgrader clears from the release (under the heading
+    #                                     RUBRIC_HEADING), and into the course's grading guide.
 
 Cell ids are deterministic (``id=`` or the cell's position), so the build is reproducible.
 """
@@ -32,6 +37,11 @@ import nbformat
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("markdown", "code", "locked", "solution", "tests", "answer")
 HEADER = re.compile(r"^# %%\s*\[(?P<kind>\w+)\](?P<attributes>.*)$")
+#: Heading of the rubric inside a manual cell of the instructor notebook (cleared from the release).
+RUBRIC_TITLE = "Rubric (graders only)."
+RUBRIC_HEADING = f"**{RUBRIC_TITLE}**"
+RUBRIC_LINE = re.compile(r"^#\s*RUBRIC:\s*(?P<item>.*)$")
+RUBRIC_ITEM = re.compile(r"^(?P<points>\d+(?:\.\d+)?) points?: \S")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -151,6 +161,68 @@ def header_cells(assignment: str, repository: str | None = None, ref: str | None
     return [badge, setup]
 
 
+def take_rubric(cell: SourceCell, filename: str, points) -> list[str]:
+    """Remove the ``# RUBRIC:`` lines from a manual cell and return their items, checked: each
+    reads ``N point(s): what earns them`` and the points add up to the cell's."""
+    items, kept = [], []
+    for line in cell.lines:
+        match = RUBRIC_LINE.match(line)
+        if match:
+            items.append(match["item"].strip())
+        elif items and line.startswith("#   ") and not line.strip("# "):
+            continue
+        elif items and line.startswith("#   "):
+            items[-1] += " " + line[1:].strip()  # a rubric item continued on the next line
+        else:
+            kept.append(line)
+    where = f"{filename}:{cell.line_number}"
+    if not items:
+        raise SourceError(f"{where}: a manually graded cell needs its rubric (# RUBRIC: N points: what earns them)")
+    total = 0.0
+    for item in items:
+        match = RUBRIC_ITEM.match(item)
+        if not match:
+            raise SourceError(f"{where}: rubric item {item!r} must read 'N point(s): what earns them'")
+        total += float(match["points"])
+    if abs(total - float(points)) > 1e-9:
+        raise SourceError(f"{where}: the rubric gives {total:g} points, the cell has {points}")
+    cell.lines = kept
+    return items
+
+
+def _rubric_markdown(items: list[str]) -> str:
+    return RUBRIC_HEADING + "\n" + "\n".join(f"- {item}" for item in items)
+
+
+def _with_rubric_in_solution(code: str, items: list[str]) -> str:
+    """The rubric as comments right after ``### BEGIN SOLUTION`` (nbgrader clears that block)."""
+    lines = code.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == "### BEGIN SOLUTION")
+    indent = lines[at][:len(lines[at]) - len(lines[at].lstrip())]
+    comments = [f"{indent}# {RUBRIC_TITLE}"] + [f"{indent}# - {item}" for item in items]
+    return "\n".join(lines[:at + 1] + comments + lines[at + 1:])
+
+
+def split_rubric(text: str) -> tuple[str, list[str]]:
+    """``(model answer, rubric items)`` of a manual cell's text in the instructor notebook (the
+    inverse of what :func:`build_notebook` writes: the heading, then one ``- item`` per line)."""
+    answer, rubric = [], []
+    in_rubric = False
+    for line in text.splitlines():
+        stripped = line.strip().lstrip("#").strip()
+        if stripped.strip("*").strip() == RUBRIC_TITLE:
+            in_rubric = True
+            continue
+        if in_rubric and stripped.startswith("- "):
+            rubric.append(stripped[2:])
+        elif in_rubric and not stripped:
+            continue
+        else:
+            in_rubric = False
+            answer.append(line)
+    return "\n".join(answer).strip("\n"), rubric
+
+
 def build_notebook(source_path: Path, repository: str | None = None, ref: str | None = None) -> nbformat.NotebookNode:
     """The nbgrader *source* notebook (solutions and hidden tests included) for one assignment."""
     source_path = Path(source_path)
@@ -167,11 +239,13 @@ def build_notebook(source_path: Path, repository: str | None = None, ref: str | 
         points = _points(cell, filename)
         if cell.kind in ("tests", "answer") and points is None:
             raise SourceError(f"{filename}:{cell.line_number}: [{cell.kind}] cells need points=")
+        manual = cell.kind == "answer" or (cell.kind == "solution" and points is not None)
+        rubric = take_rubric(cell, filename, points) if manual else []
         code = "\n".join(cell.lines).strip("\n")
         if cell.kind == "markdown":
             new = nbformat.v4.new_markdown_cell(_strip_comment_prefix(cell.lines))
         elif cell.kind == "answer":
-            new = nbformat.v4.new_markdown_cell(_strip_comment_prefix(cell.lines))
+            new = nbformat.v4.new_markdown_cell(_strip_comment_prefix(cell.lines) + "\n\n" + _rubric_markdown(rubric))
             new.metadata["nbgrader"] = _nbgrader_metadata(cell_id, solution=True, grade=True, locked=False,
                                                            points=points)
         elif cell.kind == "solution":
@@ -180,6 +254,8 @@ def build_notebook(source_path: Path, repository: str | None = None, ref: str | 
                 code = f"{code}\n\n\n{copied}" if code else copied
             if "### BEGIN SOLUTION" not in code:
                 raise SourceError(f"{filename}:{cell.line_number}: a [solution] cell needs ### BEGIN SOLUTION")
+            if rubric:
+                code = _with_rubric_in_solution(code, rubric)
             new = nbformat.v4.new_code_cell(code)
             new.metadata["nbgrader"] = _nbgrader_metadata(cell_id, solution=True, grade=points is not None,
                                                            locked=False, points=points)

@@ -67,6 +67,7 @@ class Submission:
     notebooks: dict = field(default_factory=dict)  # assignment -> Path of a readable notebook
     problems: dict = field(default_factory=dict)  # assignment -> why it cannot be graded
     digests: dict = field(default_factory=dict)  # assignment -> sha256 hex of the private copy
+    timestamps: dict = field(default_factory=dict)  # assignment -> nbgrader's timestamp.txt text
 
 
 def _too_big(limit: int) -> str:

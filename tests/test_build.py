@@ -47,7 +47,7 @@ def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
     source.write_text("# preamble ignored\n# %% [markdown]\n# # Title\n#\n# text\n"
                       "# %% [solution] id=f functions=solutions.hooks:top_channels\n"
                       "# %% [tests] id=t points=2\nassert f\n"
-                      "# %% [answer] id=q points=1\n# model answer\n")
+                      "# %% [answer] id=q points=1\n# model answer\n# RUBRIC: 1 point: gives the model answer\n")
     notebook = source_format.build_notebook(source)
     kinds = [(c.cell_type, c.get("metadata", {}).get("nbgrader", {}).get("grade_id")) for c in notebook.cells]
     # The title, then the shared header (Colab badge, set-up cell: not tracked by nbgrader), then the cells.
@@ -58,11 +58,15 @@ def test_source_format_parses_kinds_attributes_and_rejects_mistakes(tmp_path):
     assert "/notebooks/99_demo.ipynb" in notebook.cells[1].source
     assert notebook.cells[3].source.startswith("def top_channels(") and "### END SOLUTION" in notebook.cells[3].source
     assert notebook.cells[4].metadata.nbgrader["points"] == 2 and notebook.cells[4].metadata.nbgrader["locked"]
+    assert notebook.cells[5].source == "model answer\n\n**Rubric (graders only).**\n- 1 point: gives the model answer"
     assert [c.id for c in notebook.cells] == [c.id for c in source_format.build_notebook(source).cells]
     for bad, message in (("# %% [tests] id=t\nx\n", "need points"),
                          ("# %% [bogus]\n", "unknown cell kind"),
                          ("# %% [solution] id=s functions=solutions.hooks:nope\n", "no top-level"),
-                         ("# %% [code] id=a\n# %% [code] id=a\n", "duplicate cell id")):
+                         ("# %% [code] id=a\n# %% [code] id=a\n", "duplicate cell id"),
+                         ("# %% [answer] id=q points=2\n# model\n", "needs its rubric"),
+                         ("# %% [answer] id=q points=2\n# model\n# RUBRIC: 1 point: half\n", "gives 1 points, the cell has 2"),
+                         ("# %% [answer] id=q points=1\n# RUBRIC: says it\n", "must read 'N point")):
         source.write_text(bad)
         with pytest.raises(source_format.SourceError, match=message):
             source_format.build_notebook(source)

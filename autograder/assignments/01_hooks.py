@@ -273,6 +273,12 @@ for class_name in ("cat", "dog"):
 # Late channels (layer4, 4x4) are coarse and sparse: a few positions fire strongly, and which
 # channels fire depends on the class (Part 3.2), so they encode parts or whole-object evidence
 # rather than where edges are.
+# RUBRIC: 1 point: early (layer1) channels: local low-level patterns (edges, colours, outlines),
+#   at full resolution
+# RUBRIC: 1 point: late (layer4) channels: coarse, sparse, class-dependent: parts or whole-object
+#   evidence
+# RUBRIC: 1 point: points to what the student's own figures of Part 3.1 showed (a layer, a
+#   channel, an image)
 
 # %% [markdown]
 # **Question 4.2 (2 points).** Why is the output of `layer4` 4x4 for a 32x32 input? What would it
@@ -284,6 +290,9 @@ for class_name in ("cat", "dog"):
 # convolution in their first block): 32 -> 16 -> 8 -> 4. The ImageNet stem divides by 4 first
 # (stride-2 conv, stride-2 max-pool), so 32x32 ends at 1x1 in layer4: a map with a single value,
 # which after upsampling is constant: it cannot show *where* anything is.
+# RUBRIC: 1 point: three stride-2 stages halve 32x32 three times: 32 -> 16 -> 8 -> 4
+# RUBRIC: 1 point: the ImageNet stem (stride-2 conv, max-pool) ends at 1x1, so the heatmap is
+#   constant: no location
 
 # %% [markdown]
 # **Question 4.3 (2 points).** Name two uses of forward hooks beyond visualisation, and one
@@ -295,6 +304,10 @@ for class_name in ("cat", "dog"):
 # modifying outputs (ablating channels, pruning experiments); capturing activations for
 # Grad-CAM. A hook never removed keeps firing on every forward pass: it slows the model,
 # keeps every captured tensor in memory, and silently changes results if it modifies outputs.
+# RUBRIC: 1 point: two uses beyond visualisation (features for another model, debugging
+#   statistics, ablation/pruning, Grad-CAM)
+# RUBRIC: 1 point: one consequence of a hook never removed (keeps firing: slower, memory held,
+#   results silently changed)
 
 # %% [markdown]
 # ## Handing in

@@ -441,6 +441,10 @@ plt.show()
 # paper's choice: the last convolutional layer) is the most faithful; `layer3` is a reasonable
 # compromise when the 4x4 resolution is too coarse. Full marks: resolution/stride argument plus
 # the trade-off between spatial detail and class specificity, pointing at the figure.
+# RUBRIC: 1 point: layer4 is coarse because of its 4x4 grid (stride 8); layer2/layer3 are sharper
+#   but less class-specific
+# RUBRIC: 1 point: a layer chosen for explaining the class with a reason (layer4: last conv layer,
+#   most class-specific)
 
 # %% [markdown]
 # **Question 2.2 (2 points).** At `layer4` the three methods give the same map (the printed
@@ -458,6 +462,10 @@ plt.show()
 # it varies with position, so averaging it first (Grad-CAM), multiplying position by position
 # (HiResCAM) and activation-weighting it (XGradCAM) give different maps. (Grad-CAM's map is
 # then not the exact contribution of each position to the score; HiResCAM's is.)
+# RUBRIC: 1 point: after layer4 come global average pooling and fc, so the gradient is the same at
+#   every position (w_ck/16)
+# RUBRIC: 1 point: with a constant gradient the three weightings give the same weighted sum; at
+#   layer3 the gradient varies with position
 
 # %% [markdown]
 # ## Part 3: classes
@@ -514,6 +522,10 @@ plt.show()
 # close to the winner's: then the same region supports both and the model hesitates between
 # them. Because each map is min-max scaled on its own, a class with almost no evidence still
 # gets a full-range map: read the probability next to it before reading the map.
+# RUBRIC: 1 point: compares the two classes' maps on the same image with the printed correlations,
+#   for both pairs
+# RUBRIC: 1 point: says when maps look alike (shared evidence, a close runner-up) and what that
+#   means about the model
 
 # %% [markdown]
 # ## Part 4: right and wrong
@@ -551,6 +563,9 @@ for correct in (True, False):
 # small, cut off or unusual in pose. The map for the true class usually covers the object but
 # is weaker than the winning class's evidence. Full marks: concrete observations tied to the
 # figures, a distinction between the two maps, and no over-claiming from ten images.
+# RUBRIC: 1 point: patterns in the correct predictions, tied to concrete images
+# RUBRIC: 1 point: for the wrong ones, where the predicted and the true class's maps look and what
+#   that suggests
 
 # %% [markdown]
 # ## Part 5: the choices inside Grad-CAM
@@ -600,6 +615,10 @@ def grad_cam_variant(model, layer_name, x, targets=None, relu=True, normalize=Tr
         full = full.clamp(min=0)
     return rescale(full) if normalize else full
     ### END SOLUTION
+# RUBRIC: 1 point: with the default arguments it returns exactly grad_cam's maps (the student's
+#   Part 1 helpers, same steps)
+# RUBRIC: 1 point: each argument switches exactly its one step (ReLU, normalisation, normalising
+#   after upsampling, max pooling)
 
 # %% [code] id=check_grad_cam_variant
 # Visible checks of grad_cam_variant (your instructor grades it; these only say what is off).
@@ -664,6 +683,12 @@ for layer_name in ("layer4", "layer3"):
 # `layer4` the gradient is the same at all 16 positions, so max = mean and nothing changes;
 # at `layer3` the gradient varies with position, the max is dominated by single positions and
 # channels with one large gradient spike get large weights: a different, usually noisier map.
+# RUBRIC: 1 point: the ReLU keeps only evidence for the class; without it negative regions distort
+#   the min-max scaled map
+# RUBRIC: 1 point: per-image normalisation hides the maps' raw scale (confident vs unsure images),
+#   so maps are not comparable
+# RUBRIC: 1 point: normalising after upsampling barely matters (linear upsampling); max pooling
+#   changes nothing at layer4 (constant gradient) but does at layer3
 
 # %% [markdown]
 # ## Part 6: what Grad-CAM tells you
@@ -686,6 +711,9 @@ for layer_name in ("layer4", "layer3"):
 # prediction changes). The maps are coarse (4x4), so claims below "which quarter of the image"
 # are not supported. A good answer cites specific images and separates what the maps show
 # (where evidence lies) from what they do not (which features, or why).
+# RUBRIC: 1 point: what the model relies on (the object; its parts), citing specific images
+# RUBRIC: 1 point: signs of shortcuts or context (sky, water, background) and what the classmate's
+#   claim would need (many images, the true class's map, an intervention on the background)
 
 # %% [markdown]
 # **Question 6.2 (2 points).** Is Grad-CAM useful? Say how you would use it, and name two
@@ -704,6 +732,9 @@ for layer_name in ("layer4", "layer3"):
 # shows the image's structure, not the model's reasoning; (5) as proof that the model is right
 # or fair: a plausible map is not a faithful one; test faithfulness by deleting the highlighted
 # pixels and measuring the drop in score.
+# RUBRIC: 1 point: a concrete use (debugging shortcuts, explaining mistakes, comparing models)
+# RUBRIC: 1 point: two situations in which not to trust the map (too coarse, weak evidence scaled
+#   up, wrong layer, saturation)
 
 # %% [markdown]
 # ## Part 7 (optional, no points): the library's other methods

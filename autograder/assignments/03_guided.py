@@ -571,6 +571,10 @@ if len(wrong):
 # gate at every layer) follow the image's own structure, so the result is close to a
 # reconstruction of the image's edges and textures: sharp and clean (Nie et al. 2018,
 # https://arxiv.org/abs/1805.07039, show guided backpropagation does partial image recovery).
+# RUBRIC: 1 point: the vanilla gradient mixes positive and negative contributions that cancel
+#   between neighbouring pixels
+# RUBRIC: 1 point: the guided rule drops negative gradients at every ReLU and the forward masks
+#   follow the image's edges
 
 # %% [markdown]
 # **Question 5.2 (2 points).** Report the mean correlations of Part 4.2 for the three methods.
@@ -587,6 +591,9 @@ if len(wrong):
 # is computed at a late layer from class-specific channel weights, so for the second class it
 # lights up other places; multiplying by it keeps only the sharp detail in the region that is
 # evidence for that class.
+# RUBRIC: 1 point: reports the three mean correlations of Part 4.2
+# RUBRIC: 1 point: the class enters guided backprop only at fc and the class-independent gates
+#   dominate; Grad-CAM's class-specific map makes Guided Grad-CAM differ
 
 # %% [markdown]
 # **Question 5.3 (3 points).** Sharp pictures are convincing. Why is that sharpness *not*
@@ -604,6 +611,12 @@ if len(wrong):
 # not depend on the parameters cannot tell us what the model learned. Gradients and Grad-CAM do
 # change. (The untrained stand-in model of this kit already gives sharp guided pictures.)
 # Assignment 4 runs this test.
+# RUBRIC: 1 point: sharpness comes from the method (edge reconstruction), not from what the model
+#   uses
+# RUBRIC: 1 point: cites Adebayo et al. (2018): with randomised weights guided backprop barely
+#   changes
+# RUBRIC: 1 point: concludes that a map independent of the parameters cannot explain what the
+#   model learned
 
 # %% [markdown]
 # **Question 5.4 (2 points).** Pick one misclassified image of Part 4.3. Compare Guided
@@ -617,6 +630,10 @@ if len(wrong):
 # object or on the background (a model may rely on the background, just as an MNIST model can
 # look at the black around a digit), and draws a careful conclusion: the map shows what raised the
 # score of that class, a hypothesis about the mistake (context, a confusable shape), not a proof.
+# RUBRIC: 1 point: names the image and both classes, and where each class's Guided Grad-CAM puts
+#   its evidence
+# RUBRIC: 1 point: object vs background, and a careful conclusion about the mistake (a hypothesis,
+#   not a proof)
 
 # %% [markdown]
 # ## Handing in

@@ -226,6 +226,10 @@ for method, maps in depth_maps.items():
 # everywhere. Layer-CAM keeps the gradient's position, so only the places that actually raise the
 # score count. The fused map combines layer4's localisation with layer2's detail; where the
 # shallow maps are noisy, fusion also passes some of that noise on.
+# RUBRIC: 1 point: at layer4 the two are nearly the same (constant gradient); at layer2/layer3
+#   Layer-CAM is finer
+# RUBRIC: 1 point: Grad-CAM at layer2 averages the gradient over the map: contributions cancel and
+#   the weights carry little class information
 
 # %% [markdown]
 # ## Part 2: is a map faithful to the model?
@@ -491,6 +495,12 @@ plt.show()
 # and one layer is noisy: report means with spread (standard error, per-image wins), use more
 # images, several baselines and layers, and check that the gaps are larger than the spread
 # before calling one method more faithful.
+# RUBRIC: 1 point: uses the table: which methods beat the random map, and whether deletion,
+#   insertion and ROAD agree
+# RUBRIC: 1 point: a choice of method justified by consistent ranking across metrics, not by the
+#   prettiest map
+# RUBRIC: 1 point: why a few images are unreliable (variance, baseline choice) and what to change
+#   (more images, repeats, spread)
 
 # %% [markdown]
 # ## Part 3: sanity checks
@@ -697,6 +707,11 @@ plt.show()
 # of what the model uses, and Guided Grad-CAM's detail comes from it (only the Grad-CAM factor is
 # model-dependent). Use it, if at all, for visual detail inside a region that a method which
 # passes the test has found, not as an explanation on its own.
+# RUBRIC: 1 point: Grad-CAM and Layer-CAM lose correlation once the top layers are randomised:
+#   they pass
+# RUBRIC: 1 point: guided backprop stays high, close to the edge control: it fails
+# RUBRIC: 1 point: consequence: guided backprop (and Guided Grad-CAM) cannot show what the model
+#   learned
 
 # %% [markdown]
 # ## Part 4: a transformers image classifier
@@ -793,6 +808,10 @@ plt.show()
 # still 32x32 pixels blown up (blurry, off the training distribution), and an ImageNet model
 # predicts ImageNet classes, not CIFAR-10's, unless it is fine-tuned. Alternatives: an earlier
 # stage (stages.2 gives 2x2 at 32x32), Layer-CAM at an earlier stage, or a CIFAR stem.
+# RUBRIC: 1 point: how the target layer was chosen (last conv stage, named_modules and output
+#   shapes), and why 32x32 gives a 1x1, constant map
+# RUBRIC: 1 point: upsampling to 224x224 restores a 7x7 map but adds no information the 32x32
+#   image lacks
 
 # %% [markdown]
 # ## Part 5: questions
@@ -814,6 +833,9 @@ plt.show()
 # model evaluations; approximations (KernelSHAP sampling, DeepSHAP, GradientSHAP) need many
 # forward passes per image and a choice of baseline and of feature groups (superpixels), and the
 # result depends on both; CAMs cost one forward and one backward pass.
+# RUBRIC: 1 point: one property Shapley values guarantee that these maps do not (efficiency,
+#   symmetry, dummy, linearity)
+# RUBRIC: 1 point: one practical cost (many forward passes over coalitions, a baseline to choose)
 
 # %% [markdown]
 # ## Handing in

@@ -177,6 +177,9 @@ for network, model in SKELETONS.items():
 # that grid, upsampled: 13x13 or 14x14 cells of about 16 pixels locate objects finer than 4x4
 # cells of 8 pixels of a 32x32 image, relative to the image; in pixels each cell of the ImageNet
 # maps is larger, and the receptive field of each position is much larger still.
+# RUBRIC: 1 point: names the last convolutions (AlexNet features.10, VGG-16 features.28)
+# RUBRIC: 1 point: map size = input / total stride (13x13, 14x14 vs 4x4) and what it means for a
+#   Grad-CAM map's resolution
 
 # %% [markdown]
 # ### 1.4 One photo, two classes
@@ -230,6 +233,12 @@ plt.show()
 # evidence at the dog (shared fur texture, "animal" features) or the model decides partly by
 # elimination; Grad-CAM shows where the class score's gradient-weighted evidence is, not that the
 # model has understood what a cat is. A faithful check (deletion of the region) would tell.
+# RUBRIC: 1 point: describes both networks' cat and dog maps and whether each lights up its own
+#   animal
+# RUBRIC: 1 point: where AlexNet and VGG-16 differ, explained by their architecture (depth,
+#   kernels, stride, accuracy)
+# RUBRIC: 1 point: what a class map covering the other animal says about the model (shared or
+#   wrong evidence)
 
 # %% [markdown]
 # ### 1.6 Layer-CAM at an earlier layer, and the last layer's feature maps
@@ -302,6 +311,10 @@ plt.show()
 # autograd function applied per call (a module swapped in and restored in finally). Also:
 # no_grad() around the caller, dropout in train mode. With the Assignment 1-4 checks (they ran on
 # an AlexNet-shaped network with in-place ReLUs and on a shared ReLU), my functions ran unchanged.
+# RUBRIC: 1 point: one pitfall and what goes wrong (in-place ReLU after the hooked layer: A and G
+#   from different places)
+# RUBRIC: 1 point: a second one (a ReLU module reused, modules replaced by new objects) and
+#   whether the student's functions needed a change
 
 # %% [markdown]
 # ## Part 2: Shapley values of image regions
@@ -557,6 +570,11 @@ plt.show()
 # linearity; Grad-CAM's map is relative and unitless. Choices that change them: the baseline
 # (mean colour, black, blur), the regions (grid size, superpixels), the score (logit or
 # probability), and the sampling noise (n_permutations, seed).
+# RUBRIC: 1 point: agreement by the rank correlation, and which is more faithful by deletion and
+#   insertion
+# RUBRIC: 1 point: the cost of each (one backward pass vs many forward passes)
+# RUBRIC: 1 point: a Shapley property Grad-CAM lacks (efficiency, signed values) and two choices
+#   that change the values (baseline, regions, orders)
 
 # %% [markdown]
 # ## Handing in

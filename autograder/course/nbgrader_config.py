@@ -12,6 +12,12 @@ Why each setting:
   from its verdicts, and the traceback cleaning of nbgrader_plugins.py.
 """
 
+import os
+
+import nbgrader
+
+import autograder.course
+
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "cnn-explainability"
@@ -50,3 +56,11 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# Feedback after manual grading: a manual cell not graded yet says so instead of "0.0"
+# (autograder/course/feedback.py: MarkNotGradedYet and the template feedback_template/xai_feedback,
+# nbgrader's own with the scores written through a test for "no score yet").
+c.GenerateFeedback.preprocessors.insert(1, "autograder.course.feedback.MarkNotGradedYet")
+_nbgrader_templates = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")
+c.GenerateFeedback.HTMLExporter.template_name = "xai_feedback"
+c.GenerateFeedback.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(autograder.course.__file__), "feedback_template"), _nbgrader_templates]
