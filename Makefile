@@ -41,7 +41,7 @@ demo: install
 figures: install
 	$(PY) -m autograder figures
 
-## Rebuild notebooks/ and solutions/notebooks/ from autograder/assignments/.
+## Rebuild notebooks/ and solutions/notebooks/ from autograder/authoring/assignments/.
 release: install
 	$(PY) -m autograder release
 

@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cmd_release(args) -> int:
-    from autograder import build
+    from autograder.authoring import build
 
     problems = build.release(check=args.check, assignments=args.assignment or None)
     if args.check:
@@ -26,12 +26,12 @@ def cmd_release(args) -> int:
 
 def _grading_problem(args) -> str | None:
     """Why grading cannot start (no sandbox, no model and data), or None."""
-    from autograder import sandbox
+    from autograder.engine import sandbox
 
     problem = sandbox.check_choice(args.sandbox)
     if problem:
         return problem
-    from autograder.demo import real_assets_present
+    from autograder.course.demo import real_assets_present
     from student_src import assets
 
     if args.standin:
@@ -46,13 +46,13 @@ def _grading_problem(args) -> str | None:
 
 
 def _grading_limits(args):
-    """The notebooks' :class:`~autograder.grade.Limits`, or None (the reason printed) when
+    """The notebooks' :class:`~autograder.engine.grade.Limits`, or None (the reason printed) when
     grading cannot start."""
     problem = _grading_problem(args)
     if problem:
         print(problem, file=sys.stderr)
         return None
-    from autograder.grade import Limits
+    from autograder.engine.grade import Limits
 
     return Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_mb=args.memory_mb)
 
@@ -93,7 +93,7 @@ def cmd_grade(args) -> int:
     limits = _grading_limits(args)
     if limits is None:
         return 1
-    from autograder.grade import grade, summary_table
+    from autograder.engine.grade import grade, summary_table
 
     rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits,
                  prewarmed_kernels=not args.plain_kernels, sandbox=args.sandbox, assignments=args.assignment)
@@ -103,13 +103,13 @@ def cmd_grade(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from autograder.demo import run_demo
+    from autograder.course.demo import run_demo
 
     return run_demo(Path(args.out), jobs=args.jobs)
 
 
 def cmd_gradescope(args) -> int:
-    from autograder.gradescope import build_zip
+    from autograder.course.gradescope import build_zip
 
     path = build_zip(Path(args.out), assignments=args.assignment or None, with_data=args.with_data)
     print(f"Gradescope autograder zip: {path} ({path.stat().st_size / 2**20:.1f} MB)")
@@ -117,7 +117,7 @@ def cmd_gradescope(args) -> int:
 
 
 def cmd_gradescope_run(args) -> int:
-    from autograder.gradescope import run
+    from autograder.course.gradescope import run
 
     results = run(Path(args.root), assignments=args.assignments or None)
     print(results["output"])
@@ -125,19 +125,19 @@ def cmd_gradescope_run(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from autograder.figures import main as figures_main
+    from autograder.authoring.figures import main as figures_main
 
     return figures_main(Path(args.out), assignments=args.assignment or None, standin=args.standin)
 
 
 def cmd_validate(args) -> int:
-    from autograder.validate import main as validate_main
+    from autograder.authoring.validate import main as validate_main
 
     return validate_main(args.assignment or None, args.jobs)
 
 
 def cmd_publish(args) -> int:
-    from autograder.publish import main as publish_main
+    from autograder.authoring.publish import main as publish_main
 
     return publish_main(args.out, args.repository, args.ref, args.assignment or None)
 

@@ -26,8 +26,8 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autograder import build  # noqa: E402
-from autograder.grade import grade  # noqa: E402
+from autograder.authoring import build  # noqa: E402
+from autograder.engine.grade import grade  # noqa: E402
 from student_src import assets, fetch  # noqa: E402
 
 

@@ -3,7 +3,7 @@ small notebook graded, with and without the sandbox, side by side in one run.
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--kernels 10] [--students 4] [--rounds 2] [--skip-grading]
 
-1. one zygote started without a sandbox and one in bwrap (``autograder.sandbox``), each fully
+1. one zygote started without a sandbox and one in bwrap (``autograder.engine.sandbox``), each fully
    imported first; then ``--kernels`` kernels from each, alternately: seconds from
    ``start_kernel`` to the reply of a first ``1 + 1`` (in the sandbox this includes the sweep of
    the PID namespace, emptying /tmp and HOME, and copying the working folder);
@@ -30,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jupyter_client.manager import KernelManager  # noqa: E402
 
-from autograder import build, prewarmed_kernel, sandbox  # noqa: E402
-from autograder.grader_files import private_code_copy  # noqa: E402
+from autograder.authoring import build  # noqa: E402
+
+from autograder.engine import prewarmed_kernel, sandbox
+from autograder.engine.grader_files import private_code_copy  # noqa: E402
 from student_src import assets, fetch  # noqa: E402
 
 
@@ -71,7 +73,7 @@ def kernel_starts(root: Path, kernels: int) -> dict:
     """``{"none": [seconds...], "bwrap": [...]}``: kernels started alternately from two zygotes."""
     code = private_code_copy(root / "code")
     os.environ["PYTHONPATH"] = build.grading_env(code_root=code)["PYTHONPATH"]
-    prewarmed_kernel.install_kernelspec(root / "jupyter", script=code / "autograder" / "prewarmed_kernel.py")
+    prewarmed_kernel.install_kernelspec(root / "jupyter", script=code / "autograder" / "engine" / "prewarmed_kernel.py")
     os.environ["JUPYTER_PATH"] = str(root / "jupyter")
     layout = sandbox.make_layout(8192, root=root / "sb")
     kernel_code = sandbox.kernel_code_copy(root / "kernel-code", build.REPO_ROOT)
@@ -90,7 +92,7 @@ def kernel_starts(root: Path, kernels: int) -> dict:
 
 def grading_seconds(root: Path, students: int, rounds: int) -> dict:
     """``{"none": [s, ...], "bwrap": [...]}``: ``grade`` of ``students`` copies of the reference 01_hooks."""
-    from autograder.grade import grade
+    from autograder.engine.grade import grade
 
     for number in range(students):
         folder = root / "submissions" / f"reference{number}"

@@ -427,7 +427,7 @@ class _KernelSession:
 
 
 def run(module: str, check: str, *functions) -> None:
-    """Have the grader run hidden check ``check`` of ``autograder/checks/<module>.py`` on
+    """Have the grader run hidden check ``check`` of ``autograder/engine/checks/<module>.py`` on
     ``functions``; return when it passed, raise :class:`HiddenCheckFailed` when it did not."""
     address = os.environ.get(SOCKET_ENV)
     if not address:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
-from autograder.grade import TOTAL_ITEM, grade
+from autograder.authoring import build
+from autograder.engine.grade import TOTAL_ITEM, grade
 
 
 def replace_function(cell_source: str, name: str, new_source: str) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from jupyter_client.manager import KernelManager
 
-from autograder import prewarmed_kernel, sandbox
-from autograder.source_format import REPO_ROOT
+from autograder.engine import prewarmed_kernel, sandbox
+from autograder.authoring.source_format import REPO_ROOT
 
 #: What the zygote fixtures set in os.environ (restored afterwards).
 ZYGOTE_VARIABLES = ("JUPYTER_PATH", "PYTHONPATH", prewarmed_kernel.ZYGOTE_ENV, sandbox.SANDBOX_ENV)

@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
+from autograder.engine.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
 from solutions import faithfulness, gradcam, guided, hooks, layercam, layers, sanity, shapley
 from tests.alternatives import a01_hooks as alt01, a02_gradcam as alt02, a03_guided as alt03, a04_beyond as alt04
 from tests.alternatives import a05_imagenet as alt05

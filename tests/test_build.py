@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from autograder import build, publish, source_format
+from autograder.authoring import build, publish, source_format
 
 REPO = source_format.REPO_ROOT
 
@@ -25,7 +25,7 @@ def test_every_assignment_has_a_release_and_solution_notebook():
 
 
 def test_release_leaks_no_solution_no_hidden_test_no_grader_import():
-    """The same scan that ``publish`` runs on the student repository (autograder/publish.py)."""
+    """The same scan that ``publish`` runs on the student repository (autograder/authoring/publish.py)."""
     assert len(publish.grader_only_lines()) > 10
     assert publish.grader_only_findings(REPO, _student_files()) == []
 
@@ -79,7 +79,7 @@ def test_every_test_cell_names_existing_hidden_checks_at_top_level():
     import ast
     import importlib
 
-    from autograder.nbgrader_plugins import checks_named
+    from autograder.engine.nbgrader_plugins import checks_named
 
     for assignment in build.assignment_ids():
         source = nbformat.read(str(build.SOLUTION_DIR / f"{assignment}.ipynb"), 4)
@@ -92,7 +92,7 @@ def test_every_test_cell_names_existing_hidden_checks_at_top_level():
             assert named, f"{assignment}/{grade_id}: no hidden.run(...) with literal names"
             for name in named:
                 module, check = name.split(".")
-                assert callable(getattr(importlib.import_module(f"autograder.checks.{module}"), check, None)), name
+                assert callable(getattr(importlib.import_module(f"autograder.engine.checks.{module}"), check, None)), name
             top_level = {f"{node.value.args[0].value}.{node.value.args[1].value}"
                          for node in ast.parse(cell.source).body
                          if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)

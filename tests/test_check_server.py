@@ -1,4 +1,4 @@
-"""The hidden checks run on the trusted side (autograder/check_server.py) and call the student's
+"""The hidden checks run on the trusted side (autograder/engine/check_server.py) and call the student's
 functions through the kernel's client (student_src/grading_client.py).
 
 - Every check gives the same verdict through the server as in-process: the reference passes all
@@ -26,8 +26,8 @@ import nbformat
 import pytest
 import torch
 
-from autograder import check_server, nbgrader_plugins
-from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
+from autograder.engine import check_server, nbgrader_plugins
+from autograder.engine.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
 from student_src import grading_client
 from tests.mutants import a01_hooks as mutants01, a02_gradcam as mutants02, a03_guided as mutants03
 from tests.mutants import a04_beyond as mutants04, a05_imagenet as mutants05

@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from autograder.checks import a02_gradcam
+from autograder.engine.checks import a02_gradcam
 from solutions import gradcam
 from tests.mutants.a02_gradcam import MUTANTS
 

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import a03_guided as hidden
-from autograder.source_format import function_source
+from autograder.engine.checks import a03_guided as hidden
+from autograder.authoring.source_format import function_source
 from solutions import guided as reference
 from tests.grading_harness import mutant_source
 from tests.mutants import a03_guided as mutants

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import a04_beyond as hidden
-from autograder.source_format import function_source
+from autograder.engine.checks import a04_beyond as hidden
+from autograder.authoring.source_format import function_source
 from solutions import gradcam
 from tests.grading_harness import mutant_source
 from tests.mutants.a04_beyond import MUTANTS

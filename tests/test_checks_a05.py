@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks import a05_imagenet as hidden
-from autograder.source_format import function_source
+from autograder.engine.checks import a05_imagenet as hidden
+from autograder.authoring.source_format import function_source
 from solutions import shapley
 from student_src.evaluation import grid_regions
 from student_src.probe_models import InteractionCNN

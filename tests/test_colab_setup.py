@@ -9,8 +9,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
-from autograder.source_format import REPO_ROOT
+from autograder.authoring import build
+from autograder.authoring.source_format import REPO_ROOT
 
 
 def _setup_source() -> str:

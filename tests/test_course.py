@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from autograder import build
+from autograder.authoring import build
 from autograder.course.autograde import grade_course, load_state, plan
 from autograder.course.collect import collect
 from autograder.course.init import init_course

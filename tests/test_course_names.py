@@ -8,11 +8,11 @@ import zipfile
 import nbformat
 import pytest
 
-from autograder import build
+from autograder.authoring import build
 from autograder.course import collect as collecting
 from autograder.course.folder import Course, CourseError
 from autograder.course.roster import Roster, Student, import_roster
-from autograder.source_format import RUBRIC_HEADING
+from autograder.authoring.source_format import RUBRIC_HEADING
 
 ASSIGNMENTS = ["01_hooks", "02_gradcam"]
 ROSTER = ("id,first_name,last_name,email,lms_user_id\n"
@@ -199,7 +199,7 @@ def test_init_refuses_a_folder_tracked_in_the_kit(tmp_path):
 def test_every_manual_cell_has_a_rubric_that_students_never_get(tmp_path):
     """The grading guide's rubrics are in the instructor notebooks only: not in the release, and
     the publish scan refuses a file that holds one (the same scan guards the student repository)."""
-    from autograder import publish
+    from autograder.authoring import publish
     from autograder.course import guide
 
     for assignment in build.assignment_ids():

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 
-from autograder import figures
+from autograder.authoring import figures
 
 
 def _png(color: float) -> str:

@@ -1,12 +1,12 @@
 """The grader's working files: a private copy of its code per worker, the assets found as here."""
 
-from autograder.grader_files import CODE_PACKAGES, private_code_copy
+from autograder.engine.grader_files import CODE_PACKAGES, private_code_copy
 
 
 def test_the_private_copy_holds_the_grader_code_without_caches(tmp_path):
     code = private_code_copy(tmp_path / "code")
     assert sorted(p.name for p in code.iterdir()) == sorted(CODE_PACKAGES)
-    assert (code / "autograder" / "checks" / "a01_hooks.py").is_file()
+    assert (code / "autograder" / "engine" / "checks" / "a01_hooks.py").is_file()
     assert (code / "solutions" / "gradcam.py").is_file()
     assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.png"))
 
@@ -14,7 +14,7 @@ def test_the_private_copy_holds_the_grader_code_without_caches(tmp_path):
 def test_grading_kernels_find_the_assets_this_process_finds(tmp_path, monkeypatch):
     """Kernels import student_src from the private copy, whose own folder has no data/: the worker
     passes on where this process finds the model and data (``<checkout>/data`` by default)."""
-    from autograder.grade import worker_env
+    from autograder.engine.grade import worker_env
     from student_src import assets
 
     monkeypatch.delenv(assets.DATA_DIR_ENV, raising=False)

@@ -18,9 +18,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import isolated_python, safe_output, submissions
-from autograder.grade import CSV_FIELDS, FORMULA_STARTS, TOTAL_ITEM, Row, rows_not_graded, write_csv
-from autograder.submissions import collect, hand_in
+from autograder.engine import isolated_python, safe_output, submissions
+from autograder.engine.grade import CSV_FIELDS, FORMULA_STARTS, TOTAL_ITEM, Row, rows_not_graded, write_csv
+from autograder.engine.submissions import collect, hand_in
 
 ASSIGNMENTS = ["01_hooks", "02_gradcam"]
 
@@ -419,7 +419,7 @@ def test_nbgrader_limits_the_output_of_every_cell():
     from nbgrader.preprocessors import LimitOutput
     from traitlets.config.loader import PyFileConfigLoader
 
-    from autograder.build import COURSE_CONFIG
+    from autograder.authoring.build import COURSE_CONFIG
 
     config = PyFileConfigLoader(COURSE_CONFIG.name, path=str(COURSE_CONFIG.parent)).load_config()
     assert "nbgrader.preprocessors.LimitOutput" in config.Autograde.autograde_preprocessors

@@ -8,8 +8,8 @@ import zipfile
 
 import nbformat
 
-from autograder import build
-from autograder.gradescope import build_zip
+from autograder.authoring import build
+from autograder.course.gradescope import build_zip
 
 
 def test_zip_layout_and_run_autograder_writes_results(tmp_path, standin_assets):
@@ -18,7 +18,7 @@ def test_zip_layout_and_run_autograder_writes_results(tmp_path, standin_assets):
         names = set(zipped.namelist())
         assert {"setup.sh", "run_autograder"} <= names
         assert zipped.getinfo("run_autograder").external_attr >> 16 & 0o111
-        assert "autograder/checks/a01_hooks.py" in names and "solutions/hooks.py" in names
+        assert "autograder/engine/checks/a01_hooks.py" in names and "solutions/hooks.py" in names
         assert not any("__pycache__" in name or name.startswith("data/") for name in names)
         root = tmp_path / "autograder"
         zipped.extractall(root / "source")
@@ -42,7 +42,7 @@ def test_zip_layout_and_run_autograder_writes_results(tmp_path, standin_assets):
 
 
 def test_missing_upload_scores_zero_with_a_reason(tmp_path, standin_assets):
-    from autograder.gradescope import run
+    from autograder.course.gradescope import run
 
     root = tmp_path / "autograder"
     (root / "submission").mkdir(parents=True)

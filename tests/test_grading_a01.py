@@ -2,7 +2,7 @@
 
 import pytest
 
-from autograder.grade import TOTAL_ITEM
+from autograder.engine.grade import TOTAL_ITEM
 from tests import grading_harness as harness
 from tests.alternatives import a01_hooks as alternatives
 from tests.mutants import a01_hooks as mutants

@@ -8,7 +8,7 @@ catch it on the notebook's own model (listed in ``CAUGHT_BY_VISIBLE_CHECKS``, wi
 
 import pytest
 
-from autograder.checks import a02_gradcam
+from autograder.engine.checks import a02_gradcam
 from tests import grading_harness as harness
 from tests.alternatives import a02_gradcam as alternatives
 from tests.mutants import a02_gradcam as mutants

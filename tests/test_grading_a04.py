@@ -100,7 +100,7 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
     library-backed Assignment 2 helpers, called by name as the notebook does, are not."""
     import torch
 
-    from autograder import check_server
+    from autograder.engine import check_server
     from solutions import gradcam, layercam
     from student_src import grading_client as hidden
     from student_src import library_cams

@@ -49,7 +49,7 @@ def test_correct_alternatives_get_full_autograded_marks(graded):
 
 def test_calling_captum_instead_of_implementing_fails_the_hidden_checks():
     """captum's ShapleyValueSampling is refused by name; honest code passes."""
-    from autograder import check_server
+    from autograder.engine import check_server
     from solutions import shapley
     from student_src import grading_client as hidden
     from tests.grading_harness import notebook_namespace

@@ -8,8 +8,8 @@ import time
 import nbformat
 import pytest
 
-from autograder import build
-from autograder.nbgrader_worker import NbgraderWorker, WorkerError
+from autograder.authoring import build
+from autograder.engine.nbgrader_worker import NbgraderWorker, WorkerError
 from tests.processes import ProcessRecorder, alive
 
 ASSIGNMENT = "ps1"

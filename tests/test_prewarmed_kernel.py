@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import prewarmed_kernel, sandbox
+from autograder.engine import prewarmed_kernel, sandbox
 from tests.kernels import Kernel as AnyKernel
 from tests.kernels import sandboxed_zygote
 from tests.processes import alive, outside_pid

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import build, publish
+from autograder.authoring import build, publish
 from solutions import gradcam
 from tests.test_colab_setup import simulated_colab
 
@@ -86,7 +86,7 @@ def test_nothing_grader_only_in_any_file(published):
     assert publish.grader_only_findings(out) == []
     everything = "\n".join(publish._texts(path) for path in files)
     for forbidden in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "hidden.run(", "import solutions", "from solutions",
-                      "from autograder", "check_record_activations_values", "autograder.checks"):
+                      "from autograder", "check_record_activations_values", "autograder.engine.checks"):
         assert forbidden not in everything, forbidden
     assert not any(part in {"solutions", "autograder", "tests"} for p in files for part in p.relative_to(out).parts)
 

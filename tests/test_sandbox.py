@@ -1,4 +1,4 @@
-"""What a notebook's code cannot do in the bubblewrap sandbox (``autograder.sandbox``): each test
+"""What a notebook's code cannot do in the bubblewrap sandbox (``autograder.engine.sandbox``): each test
 runs attack code in real sandboxed kernels, forked from one zygote as grading forks them."""
 
 import errno
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, sandbox
-from autograder.source_format import REPO_ROOT
+from autograder import cli
+from autograder.engine import sandbox
+from autograder.authoring.source_format import REPO_ROOT
 from student_src import assets
 from tests.kernels import Kernel as AnyKernel
 from tests.kernels import sandboxed_zygote
@@ -91,15 +92,15 @@ def test_only_the_kernels_code_is_importable(Kernel):
     kernel = Kernel()
     try:
         found = _json(kernel, "import importlib, json\nfound = {}\n"
-                              "for name in ('solutions', 'solutions.hooks', 'autograder.checks', 'autograder.checks.a01_hooks', "
-                              "'autograder.check_server', 'student_src.grading_client', 'student_src.probe_models'):\n"
+                              "for name in ('solutions', 'solutions.hooks', 'autograder.engine.checks', 'autograder.engine.checks.a01_hooks', "
+                              "'autograder.engine.check_server', 'student_src.grading_client', 'student_src.probe_models'):\n"
                               "    try:\n        importlib.import_module(name)\n        found[name] = True\n"
                               "    except ImportError:\n        found[name] = False\n"
                               "print(json.dumps(found))")
     finally:
         kernel.close()
-    assert found == {"solutions": False, "solutions.hooks": False, "autograder.checks": False,
-                     "autograder.checks.a01_hooks": False, "autograder.check_server": False,
+    assert found == {"solutions": False, "solutions.hooks": False, "autograder.engine.checks": False,
+                     "autograder.engine.checks.a01_hooks": False, "autograder.engine.check_server": False,
                      "student_src.grading_client": True, "student_src.probe_models": True}
 
 
@@ -206,7 +207,7 @@ def test_grade_refuses_to_run_without_bwrap(tmp_path, monkeypatch, capsys):
 
 
 def test_grade_with_sandbox_none_warns_once(tmp_path, monkeypatch, capsys):
-    from autograder import grade
+    from autograder.engine import grade
 
     calls = []
     monkeypatch.setenv("PATH", str(tmp_path))  # bwrap is not needed then

@@ -12,7 +12,7 @@ from pytorch_grad_cam import GradCAM, HiResCAM, XGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from autograder.checks.a02_gradcam import tiny_cnn_inputs
+from autograder.engine.checks.a02_gradcam import tiny_cnn_inputs
 from student_src.probe_models import TinyCNN
 from solutions import cam_variants, gradcam
 from student_src import checks

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks import a01_hooks as hidden
+from autograder.engine.checks import a01_hooks as hidden
 from solutions.hooks import record_activations, top_channels
 from student_src import checks
 from tests.mutants import a01_hooks as mutants

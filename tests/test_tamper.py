@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from autograder.grade import TOTAL_ITEM, Limits
+from autograder.engine.grade import TOTAL_ITEM, Limits
 from tests import grading_harness as harness
 from tests.processes import alive
 
@@ -104,7 +104,7 @@ def record_activations(model, layer_names, x):
 '''
 # Rewrites the hidden checks on disk so that every notebook graded after this one passes.
 REWRITE_CHECKS = '''
-import autograder.checks.a01_hooks as _checks
+import autograder.engine.checks.a01_hooks as _checks
 
 with open(_checks.__file__, "a") as _file:
     _file.write("\\ndef check_top_channels(*args, **kwargs):\\n    pass\\n")
@@ -119,7 +119,7 @@ import os as _os
 import pathlib as _pathlib
 
 _found = {{}}
-for _pattern in [{repo!r} + "/solutions/*.py", {repo!r} + "/autograder/checks/*.py", {repo!r} + "/autograder/assignments/*.py",
+for _pattern in [{repo!r} + "/solutions/*.py", {repo!r} + "/autograder/engine/checks/*.py", {repo!r} + "/autograder/authoring/assignments/*.py",
                  {submissions!r} + "/*/*.ipynb", {out!r} + "/*", "/tmp/xai-grade-*/worker*/gradebook.db",
                  "/tmp/xai-grade-*/worker*/source/*/*.ipynb"]:
     for _path in _glob.glob(_pattern):
@@ -139,7 +139,7 @@ import pathlib as _pathlib
 import socket as _socket
 
 for _target in [{out!r} + "/grades.csv", {out!r} + "/feedback/honest/01_hooks.html",
-                {submissions!r} + "/honest/01_hooks.ipynb", {repo!r} + "/autograder/checks/a01_hooks.py",
+                {submissions!r} + "/honest/01_hooks.ipynb", {repo!r} + "/autograder/engine/checks/a01_hooks.py",
                 {home!r} + "/xai-kit-planted.txt"]:
     try:
         _pathlib.Path(_target).write_text("overwritten")
@@ -201,7 +201,7 @@ def graded(tmp_path_factory, standin_assets_module, listener):
     import os
     from pathlib import Path
 
-    from autograder.source_format import REPO_ROOT
+    from autograder.authoring.source_format import REPO_ROOT
 
     root = tmp_path_factory.mktemp("tamper")
     places = {"repo": str(REPO_ROOT), "submissions": str(root / "submissions"), "out": str(root / "out"),
@@ -281,14 +281,14 @@ def test_a_snooping_notebook_finds_nothing_of_the_grader_and_keeps_its_honest_sc
 def test_a_notebook_writes_nothing_outside_its_own_copy_and_sends_nothing(graded, tmp_path_factory, listener):
     from pathlib import Path
 
-    from autograder.source_format import REPO_ROOT
+    from autograder.authoring.source_format import REPO_ROOT
 
     root = next(tmp_path_factory.getbasetemp().glob("tamper*"))
     assert _total(graded, "snooper").score == 8 and _total(graded, "honest").score == 8
     assert "overwritten" not in (root / "out" / "grades.csv").read_text()
     assert "overwritten" not in _feedback(tmp_path_factory, "honest")
     assert (root / "submissions" / "honest" / f"{A}.ipynb").read_text().startswith("{")
-    assert "overwritten" not in (REPO_ROOT / "autograder" / "checks" / "a01_hooks.py").read_text()
+    assert "overwritten" not in (REPO_ROOT / "autograder" / "engine" / "checks" / "a01_hooks.py").read_text()
     assert not (Path.home() / "xai-kit-planted.txt").exists()
     assert listener[1] == []
 
@@ -365,7 +365,7 @@ def test_feedback_shows_failures_but_no_hidden_code(graded, tmp_path_factory):
     out = next(tmp_path_factory.getbasetemp().glob("tamper*/out"))
     html = (out / "feedback" / "fake_checks" / f"{A}.html").read_text()
     assert "hidden check failed" in html
-    for secret in ("hidden.run", "BEGIN HIDDEN", "check_record_activations", "autograder/checks", "solutions/"):
+    for secret in ("hidden.run", "BEGIN HIDDEN", "check_record_activations", "autograder/engine/checks", "solutions/"):
         assert secret not in html, secret
 
 
@@ -404,7 +404,7 @@ import pathlib
 import subprocess
 
 _startup = pathlib.Path(get_ipython().profile_dir.startup_dir) / "00-help.py"
-_startup.write_text("import autograder.checks.a01_hooks as _c\\n_c.check_top_channels = lambda *a, **k: None\\n")
+_startup.write_text("import autograder.engine.checks.a01_hooks as _c\\n_c.check_top_channels = lambda *a, **k: None\\n")
 _daemon = subprocess.Popen(["sleep", "314159"], start_new_session=True)
 '''
 
@@ -446,14 +446,14 @@ def rewriting_cohort(tmp_path_factory, standin_assets_module):
 def test_rewriting_the_checks_on_disk_fails_and_changes_nothing_for_others(rewriting_cohort):
     """The checks are not in the sandbox: the write fails, the notebook keeps its honest score, and
     the next one graded by the same worker meets the real checks."""
-    from autograder.source_format import REPO_ROOT
+    from autograder.authoring.source_format import REPO_ROOT
 
     table, _ = rewriting_cohort
     assert table["a_attacks"][TOTAL_ITEM].score == 8
     assert table["b_wrong_top_channels"][TOTAL_ITEM].score == 6
     assert table["b_wrong_top_channels"][TOP].status == "failed"
     assert "def check_top_channels(*args, **kwargs):\n    pass" not in (
-        REPO_ROOT / "autograder" / "checks" / "a01_hooks.py").read_text()
+        REPO_ROOT / "autograder" / "engine" / "checks" / "a01_hooks.py").read_text()
 
 
 def test_a_planted_startup_file_and_a_detached_process_do_not_reach_the_next_notebook(rewriting_cohort):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
+from autograder.engine.checks import a01_hooks, a02_gradcam, a03_guided, a04_beyond, a05_imagenet
 from benchmarks import measure_noise
 from tests.test_alternatives import reference_function
 
@@ -141,7 +141,7 @@ def test_reference_passes_every_hidden_check_with_2_threads():
     import subprocess
     import sys
 
-    from autograder.source_format import REPO_ROOT
+    from autograder.authoring.source_format import REPO_ROOT
 
     env = dict(os.environ, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="PASSIVE", PYTHONWARNINGS="error")
     env.pop("PYTEST_XDIST_WORKER", None)

@@ -7,7 +7,7 @@ autograded cell). Here the validate command itself, on Assignment 1: the solutio
 release test that passes on the stubs is reported.
 """
 
-from autograder import build, validate
+from autograder.authoring import build, validate
 
 
 def test_validation_passes_the_solution_and_notices_a_test_that_passes_on_the_stubs(standin_assets, monkeypatch,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder import build
+from autograder.authoring import build
 from solutions import gradcam, hooks
 from student_src import checks
 from tests.mutants import a01_hooks as mutants01

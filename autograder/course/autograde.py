@@ -1,6 +1,6 @@
 """``python -m autograder grade --course PATH [--assignment A] [--student S] [--jobs N] [--force]``.
 
-Grades ``COURSE/submitted/`` with the kit's parallel, sandboxed workers (``autograder.grade``)
+Grades ``COURSE/submitted/`` with the kit's parallel, sandboxed workers (``autograder.engine.grade``)
 and lands the results where ``nbgrader autograde`` would: ``COURSE/autograded/<student>/<A>/``
 and the course gradebook (scores, needs-manual flags, late penalties from ``timestamp.txt``), so
 that formgrader lists every submission, ready for manual grading.
@@ -106,9 +106,9 @@ def plan(course: Course, assignments=None, students=None, force: bool = False) -
 
 
 def _private_submissions(course: Course, todo: list, scratch: Path) -> tuple[list, list]:
-    """The notebooks to grade copied as submissions are (``autograder.submissions``), grouped
+    """The notebooks to grade copied as submissions are (``autograder.engine.submissions``), grouped
     per student: ``([Submission], [(student, assignment, digest, problem)])``."""
-    from autograder import submissions as safe
+    from autograder.engine import submissions as safe
 
     by_student: dict = {}
     problems = []
@@ -175,7 +175,7 @@ def grade_course(course: Course, assignments=None, students=None, jobs: int = 1,
     import tempfile
 
     from autograder.course.gradebook import merge_result, read_result, zero_result
-    from autograder.grade import check_sandbox, grade_in_workers
+    from autograder.engine.grade import check_sandbox, grade_in_workers
 
     check_sandbox(sandbox)
     digests = {(student, assignment): digest for student, assignment, digest in todo}

@@ -21,7 +21,7 @@ an LMS user id, a login (folder name) or email, or a full name only one student 
 name that is a valid id is taken as a new student only while the course has no roster. A file
 whose name is no assignment counts for ``--assignment A`` when it is the student's only notebook.
 
-Everything is copied as the grader copies submissions (``autograder.submissions``: no link
+Everything is copied as the grader copies submissions (``autograder.engine.submissions``: no link
 followed, size-capped, zips read member by member) into ``COURSE/submitted/<student>/<A>/<A>.ipynb``
 with ``timestamp.txt`` (nbgrader's late penalties read it). Every file that was not taken is
 listed with the reason; an import that takes nothing is an error.
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import submissions as safe
+from autograder.engine import submissions as safe
 from autograder.course.folder import Course, CourseError
 from autograder.course.roster import STUDENT_ID, Roster, Student, course_students
 

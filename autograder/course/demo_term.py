@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
+from autograder.authoring import build
 from autograder.course.autograde import grade_course
 from autograder.course.collect import collect
 from autograder.course.export import export

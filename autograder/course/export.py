@@ -16,7 +16,7 @@ score is the grader's manual score when there is one, else the autograder's):
   column per assignment; map "Email address" (or "ID number") to the user at import.
 
 Totals while a manual cell is not graded yet count it as 0 and are listed on stderr by the command.
-Every text cell goes through ``autograder.grade.csv_cell`` (one line, bounded, no formula). The
+Every text cell goes through ``autograder.engine.grade.csv_cell`` (one line, bounded, no formula). The
 default output is ``COURSE/exports/<format>.csv``; a path inside the kit's checkout that git does
 not ignore is refused: grades never land in the kit's repository.
 """
@@ -75,7 +75,7 @@ def read_course(course: Course) -> dict:
 
 
 def _csv(header, rows) -> str:
-    from autograder.grade import csv_cell
+    from autograder.engine.grade import csv_cell
 
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)

@@ -4,7 +4,7 @@ each point (the rubric), for graders only.
 Where it comes from: the instructor (source) notebook. A written answer's cell (``[answer]`` in
 the assignment source) holds the model answer; a manually graded code cell (``[solution]
 points=N``) holds the model code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``. The
-rubric lines (``# RUBRIC: ...`` in the source, see ``autograder/source_format.py``) are written
+rubric lines (``# RUBRIC: ...`` in the source, see ``autograder/authoring/source_format.py``) are written
 into the same cells, inside what nbgrader clears from the release, under the heading
 ``source_format.RUBRIC_HEADING``. So the release never holds them, and the publish scan refuses any file
 that does.
@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.course.folder import Course
-from autograder.source_format import split_rubric
+from autograder.authoring.source_format import split_rubric
 
 
 def _nbgrader(cell) -> dict:

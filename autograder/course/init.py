@@ -67,7 +67,7 @@ DUE_DATES = {due_dates!r}
 
 def inside_kit_checkout(path: Path) -> bool:
     """Whether ``path`` is inside the kit's checkout and git would track files there."""
-    from autograder.source_format import REPO_ROOT
+    from autograder.authoring.source_format import REPO_ROOT
 
     try:
         path.resolve().relative_to(REPO_ROOT.resolve())
@@ -103,7 +103,7 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
                 timezone: str = "UTC", exchange: str | None = None, late_penalty: str = "none",
                 roster: Path | None = None) -> Course:
     """Write the course folder at ``path`` (new or empty) and return it opened."""
-    from autograder import build
+    from autograder.authoring import build
     from autograder.course import guide
     from autograder.course import roster as rosters
 

@@ -32,22 +32,22 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Bounded feedback: at most 1000 lines of stream output per cell and 100 traceback lines per
 # error (nbgrader 0.9.6's LimitOutput has no limit on characters: LimitOutputCharacters, after the
 # grades are saved, cuts any one output to 20 000 characters; the grader also caps each feedback
-# page it copies to OUT at 5 MB, autograder/safe_output.py).
+# page it copies to OUT at 5 MB, autograder/engine/safe_output.py).
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?:UserWarning|DeprecationWarning|FutureWarning).*\n"
 # Hidden checks outside the kernel, scoring from their verdicts, traceback hygiene
-# (autograder/nbgrader_plugins.py).
+# (autograder/engine/nbgrader_plugins.py).
 c.Autograde.autograde_preprocessors = [
-    "autograder.nbgrader_plugins.ExecuteWithTrustedChecks",
-    "autograder.nbgrader_plugins.ScoreTestCells",
-    "autograder.nbgrader_plugins.StripGraderTracebacks",
+    "autograder.engine.nbgrader_plugins.ExecuteWithTrustedChecks",
+    "autograder.engine.nbgrader_plugins.ScoreTestCells",
+    "autograder.engine.nbgrader_plugins.StripGraderTracebacks",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
-    "autograder.nbgrader_plugins.LimitOutputCharacters",
+    "autograder.engine.nbgrader_plugins.LimitOutputCharacters",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]

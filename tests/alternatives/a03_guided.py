@@ -15,7 +15,7 @@ Each one is pasted into the notebook in place of the student piece of its name, 
 names (``input_gradient``, ``GuidedReLUFunction``, ``guided_backprop``). Anything else is
 imported inside the body. The imports below only make the plain names resolvable when this
 module is imported on its own. ``ALTERNATIVES`` (at the end) lists them by student piece; every
-hidden check of ``autograder/checks/a03_guided.py`` must pass with each.
+hidden check of ``autograder/engine/checks/a03_guided.py`` must pass with each.
 """
 
 import numpy as np

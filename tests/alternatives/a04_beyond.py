@@ -17,7 +17,7 @@ Each one is pasted into the notebook in place of the student function of its nam
 student functions by their plain names (``deletion_curve``, ``spearman_rank_correlation``). The
 imports below only make those names resolvable when this module is imported on its own.
 ``ALTERNATIVES`` (at the end) lists them by student function; every hidden check of
-``autograder/checks/a04_beyond.py`` must pass with each.
+``autograder/engine/checks/a04_beyond.py`` must pass with each.
 """
 
 import copy

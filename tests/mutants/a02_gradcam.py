@@ -2,7 +2,7 @@
 
 Each mutant has a student function's signature and makes one known mistake. ``MUTANTS`` says
 which student function it replaces and exactly which checks of
-``autograder.checks.a02_gradcam`` it must fail (it must pass the other checks of that function);
+``autograder.engine.checks.a02_gradcam`` it must fail (it must pass the other checks of that function);
 ``tests/test_checks_a02.py`` asserts the exact sets.
 
 The mutants are built from the reference pieces (``solutions.gradcam``,

@@ -3,7 +3,7 @@
 Each one is pasted into the notebook in place of the student function (or class) of that name,
 so it refers to the other student pieces by their plain names, and a mistake in one piece
 also reaches the pieces that call it. ``FAILS`` (at the end) lists the checks of
-``autograder/checks/a03_guided.py`` each must fail, and it must pass all the others;
+``autograder/engine/checks/a03_guided.py`` each must fail, and it must pass all the others;
 ``tests/test_checks_a03.py`` asserts the exact sets:
 
 - input_gradient__softmax_score: explains the softmax probability, not the raw logit

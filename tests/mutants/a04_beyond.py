@@ -1,6 +1,6 @@
 """Known-wrong Assignment 4 implementations. ``<student_name>__<mistake>``; each loses specific checks.
 
-Checks are those of ``autograder/checks/a04_beyond.py``. In a notebook a student function calls
+Checks are those of ``autograder/engine/checks/a04_beyond.py``. In a notebook a student function calls
 the *student's* other functions, so a mistake in one can fail the checks of another:
 
 - layer_cam__no_gradient_relu: weights positions by the raw gradient G instead of ReLU(G)
@@ -60,7 +60,7 @@ def cascading_randomization__in_place(model, explain_fn, x, targets=None, layer_
     return correlations
 
 
-#: mutant -> the checks of ``autograder.checks.a04_beyond`` it must fail (and no other), when it
+#: mutant -> the checks of ``autograder.engine.checks.a04_beyond`` it must fail (and no other), when it
 #: replaces the student function of its name in a notebook whose other functions are right.
 MUTANTS = {
     layer_cam__no_gradient_relu: frozenset({"check_layer_cam_values", "check_layer_cam_gradient_relu"}),

@@ -1,6 +1,6 @@
 """Known-wrong Assignment 5 implementations. ``<student_name>__<mistake>``; each loses specific checks.
 
-Checks are those of ``autograder/checks/a05_imagenet.py``; ``MUTANTS`` (at the end) lists the
+Checks are those of ``autograder/engine/checks/a05_imagenet.py``; ``MUTANTS`` (at the end) lists the
 checks each must fail, and it must pass all the others (``tests/test_checks_a05.py``). In a
 notebook ``region_shapley`` calls the student's ``coalition_scores``, so a mistake there spreads.
 
@@ -80,7 +80,7 @@ def region_shapley__no_subtraction(model, x, target, regions, n_permutations=16,
 
 _SHAPLEY_CHECKS = frozenset({"check_region_shapley_additive", "check_region_shapley_efficiency",
                              "check_region_shapley_sampling"})
-#: mutant -> the checks of ``autograder.checks.a05_imagenet`` it must fail (and no other).
+#: mutant -> the checks of ``autograder.engine.checks.a05_imagenet`` it must fail (and no other).
 MUTANTS = {
     last_conv_layer__last_before_classifier: frozenset({"check_last_conv_layer"}),
     coalition_scores__softmax: _SHAPLEY_CHECKS | {"check_coalition_scores"},

@@ -25,8 +25,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from autograder import build
-from autograder.grade import TOTAL_ITEM, grade
+from autograder.authoring import build
+from autograder.engine.grade import TOTAL_ITEM, grade
 from student_src import assets
 
 PACKED = ("autograder", "solutions", "student_src", "pyproject.toml", "requirements.txt", "constraints.txt",
@@ -144,7 +144,7 @@ def results_json(rows, elapsed: float, note: str) -> dict:
 
 def gradescope_sandbox() -> str:
     """``"bwrap"`` where bubblewrap can make its namespaces in this container, else ``"none"``."""
-    from autograder import sandbox
+    from autograder.engine import sandbox
 
     return "bwrap" if sandbox.unavailable_reason() is None else "none"
 

@@ -8,7 +8,7 @@ How it works:
    extracted; unreadable or refused entries become problem rows. Each notebook is handed to
    nbgrader from that copy, and only if its bytes are unchanged (``submissions.hand_in``).
 2. A *template* nbgrader course is built once in a temporary folder (sources from
-   ``autograder/assignments``, ``generate_assignment`` into its gradebook).
+   ``autograder/authoring/assignments``, ``generate_assignment`` into its gradebook).
 3. Students are split over N workers. Each worker owns a copy of the template course (its own
    gradebook, so no two processes write one SQLite file), a private copy of the grader code and
    its own IPython/Jupyter folders (``grader_files``), and one long-lived nbgrader process
@@ -49,11 +49,13 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build, sandbox as sandboxing
-from autograder.grader_files import private_code_copy, runtime_env, worker_runtime
-from autograder.nbgrader_worker import NbgraderWorker, WorkerError
-from autograder.safe_output import copy_feedback, remove_path, write_file_atomically
-from autograder.submissions import Submission, collect, hand_in
+from autograder.authoring import build
+
+from autograder.engine import sandbox as sandboxing
+from autograder.engine.grader_files import private_code_copy, runtime_env, worker_runtime
+from autograder.engine.nbgrader_worker import NbgraderWorker, WorkerError
+from autograder.engine.safe_output import copy_feedback, remove_path, write_file_atomically
+from autograder.engine.submissions import Submission, collect, hand_in
 from student_src import assets
 
 CSV_FIELDS = ("student_id", "assignment", "item", "kind", "score", "max_score", "status", "message")
@@ -237,8 +239,8 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     pinned to one thread (two kernels fighting over both cores are slower than one each).
     ``prewarmed_kernels``: run each notebook in a kernel forked from a process that has already
     imported torch and the other heavy libraries (``prewarmed_kernel``); False for plain kernels.
-    ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.sandbox``;
-    raises :class:`~autograder.sandbox.SandboxUnavailable` where bwrap cannot run), ``"none"``
+    ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.engine.sandbox``;
+    raises :class:`~autograder.engine.sandbox.SandboxUnavailable` where bwrap cannot run), ``"none"``
     trusts the submissions: notebooks then run with the grader's user, files and network.
     """
     check_sandbox(sandbox)

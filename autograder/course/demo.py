@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from autograder import build, publish
+from autograder.authoring import build, publish
 from autograder.course.demo_term import run_term
 from student_src import assets, data, fetch, imagenet, models
 

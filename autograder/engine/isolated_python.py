@@ -33,7 +33,7 @@ def code_paths(env: dict | None = None) -> str:
     """The folders the helper imports the kit from: ``PYTHONPATH`` of ``env`` (of this process
     when None), or else the folder this ``autograder`` package was imported from."""
     paths = (os.environ if env is None else env).get("PYTHONPATH", "")
-    return paths or str(Path(__file__).resolve().parents[1])
+    return paths or str(Path(__file__).resolve().parents[2])
 
 
 def command(module: str, arguments, env: dict | None = None) -> list[str]:

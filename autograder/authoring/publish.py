@@ -30,10 +30,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
-from autograder.source_format import REPO_ROOT, RUBRIC_TITLE, kit_settings
+from autograder.authoring import build
+from autograder.authoring.source_format import REPO_ROOT, RUBRIC_TITLE, kit_settings
 
-TEMPLATES = REPO_ROOT / "autograder" / "templates" / "student_repository"
+TEMPLATES = REPO_ROOT / "autograder" / "authoring" / "templates" / "student_repository"
 MARKER = ".xai-kit-published"  # marks a folder this command wrote (and may rewrite)
 #: Path parts that only the instructor's side has.
 GRADER_ONLY_NAMES = {"solutions", "autograder", "tests", "gradebook", "nbgrader_config",

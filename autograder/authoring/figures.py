@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import build
+from autograder.authoring import build
 from student_src import assets
 
 FIGURES_DIR = build.REPO_ROOT / "solutions" / "figures"
@@ -43,7 +43,7 @@ def execute(notebook_path: Path, env: dict) -> nbformat.NotebookNode:
     """Run a notebook in a fresh kernel with ``env``; errors stop the run (a figure build must be whole)."""
     from nbclient import NotebookClient
 
-    from autograder import check_server
+    from autograder.engine import check_server
 
     server = check_server.ensure_running()  # the solution notebooks' hidden tests call it
     env = {**env, check_server.SOCKET_ENV: server.address}

@@ -27,7 +27,7 @@ import nbformat
 from jupyter_core.utils import ensure_async
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from autograder import check_server
+from autograder.engine import check_server
 
 VERDICTS = "xai_kit_verdicts"
 INSTRUCTOR_PATHS = re.compile(r"[/\\](autograder|solutions)[/\\][\w/\\.-]*\.py")

@@ -6,13 +6,13 @@ eight times. A worker pays it once and then serves requests through nbgrader's o
 (``nbgrader.apps.NbGraderAPI``), with the course's ``nbgrader_config.py``.
 
 Isolation: each notebook runs in a fresh Jupyter kernel started by nbgrader, with ``sandbox``
-in a bubblewrap sandbox (``autograder.sandbox``: the zygote and its kernels run in it, ZMQ talks
+in a bubblewrap sandbox (``autograder.engine.sandbox``: the zygote and its kernels run in it, ZMQ talks
 over ipc sockets), and the parent can always kill the worker (its own session, killed as a group,
 bwrap with it) and start a new one: a notebook that never finishes costs only its own row.
 
 Server side (this module run as a program)::
 
-    python -m autograder.nbgrader_worker COURSE [--cell-seconds S] [--no-db] [--prewarm]
+    python -m autograder.engine.nbgrader_worker COURSE [--cell-seconds S] [--no-db] [--prewarm]
         [--sandbox-root DIR [--code DIR] [--memory-mb MB]]
 
 reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import isolated_python
+from autograder.engine import isolated_python
 
 COMMANDS = ("autograde", "generate_feedback", "generate_assignment")
 
@@ -62,7 +62,7 @@ class NbgraderWorker:
     ``cell_seconds``: nbgrader's per-cell timeout; ``no_database``: like ``--no-db``; ``prewarm``:
     run notebooks in kernels forked from a process that has imported torch (``prewarmed_kernel``);
     ``runtime``: folder for the pre-warmed kernelspec and socket (default ``course/.prewarmed``);
-    ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.sandbox``),
+    ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.engine.sandbox``),
     importing the grader code from ``code`` (a private copy, never the kit's checkout; made in the
     sandbox's folder if not given), ``"none"`` runs kernels with the grader's user, files and network.
     The process starts on the first request and after any :meth:`kill`. Use as a context manager
@@ -118,7 +118,7 @@ class NbgraderWorker:
         self._buffer = b""
         arguments = [*self.arguments, *self._sandbox_arguments()]
         self._process = subprocess.Popen(  # -I -B, the code folders explicit (isolated_python)
-            isolated_python.command("autograder.nbgrader_worker", arguments, self.env), cwd=self.course,
+            isolated_python.command("autograder.engine.nbgrader_worker", arguments, self.env), cwd=self.course,
             env=isolated_python.environment(self.env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True, preexec_fn=limit_memory(self.memory_mb) if self.memory_mb else None)
@@ -207,7 +207,7 @@ class NbgraderWorker:
 def _start_prewarmed_kernels(runtime: Path, config) -> int:
     """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``);
     return the zygote's pid (it dies with this process: same process group)."""
-    from autograder import prewarmed_kernel
+    from autograder.engine import prewarmed_kernel
 
     zygote = prewarmed_kernel.activate(runtime)
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
@@ -216,7 +216,7 @@ def _start_prewarmed_kernels(runtime: Path, config) -> int:
 
 def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None, prewarm: bool,
                    runtime: Path, config) -> None:
-    """Run every kernel nbgrader starts in a bubblewrap sandbox (``autograder.sandbox``).
+    """Run every kernel nbgrader starts in a bubblewrap sandbox (``autograder.engine.sandbox``).
 
     The zygote runs in bwrap (``prewarm`` False: it imports nothing, so each kernel starts as
     cold as an ordinary one, still inside). The kernels are in their own network namespace, so
@@ -227,8 +227,8 @@ def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None,
     """
     import tempfile
 
-    from autograder import prewarmed_kernel, sandbox
-    from autograder.source_format import REPO_ROOT
+    from autograder.engine import prewarmed_kernel, sandbox
+    from autograder.authoring.source_format import REPO_ROOT
 
     layout = sandbox.make_layout(memory_mb, root=sandbox_root)
     code = sandbox.kernel_code_copy(Path(layout.root) / "code", Path(code) if code is not None else REPO_ROOT)
@@ -244,7 +244,7 @@ def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None,
 def _reserve_check_socket() -> None:
     """Choose where the hidden checks' server (``check_server``, started with the first notebook)
     will listen, before the sandbox is made: the sandbox binds that folder, read-only."""
-    from autograder import sandbox
+    from autograder.engine import sandbox
 
     folder = Path(tempfile.mkdtemp(prefix="xai-checks-"))
     folder.chmod(0o755)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from autograder.source_format import REPO_ROOT
+from autograder.authoring.source_format import REPO_ROOT
 
 #: The packages the grading worker imports from its private copy.
 CODE_PACKAGES = ("autograder", "solutions", "student_src")
@@ -37,12 +37,12 @@ def worker_runtime(root: Path, code: Path) -> Path:
     ``root/kernels`` (its launcher run from the worker's private ``code`` copy)."""
     from IPython.core.profiledir import ProfileDir
 
-    from autograder import prewarmed_kernel
+    from autograder.engine import prewarmed_kernel
 
     for folder in RUNTIME_FOLDERS.values():
         (root / folder).mkdir(parents=True, exist_ok=True)
     ProfileDir.create_profile_dir_by_name(str(root / "ipython"), "default").check_dirs()
-    prewarmed_kernel.install_kernelspec(root / "kernels" / "jupyter", script=code / "autograder" / "prewarmed_kernel.py")
+    prewarmed_kernel.install_kernelspec(root / "kernels" / "jupyter", script=code / "autograder" / "engine" / "prewarmed_kernel.py")
     return root
 
 

@@ -1,6 +1,6 @@
 """Build the notebooks from their sources: ``python -m autograder release``.
 
-    autograder/assignments/NN_name.py   (edited by people; see source_format.py)
+    autograder/authoring/assignments/NN_name.py   (edited by people; see source_format.py)
         -> <course>/source/NN_name/NN_name.ipynb     nbgrader source notebook (solutions + hidden tests)
         -> solutions/notebooks/NN_name.ipynb         the same, committed for TAs
         -> <course>/release/NN_name/NN_name.ipynb    nbgrader generate_assignment (stubs, no hidden tests)
@@ -21,17 +21,17 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.nbgrader_worker import NbgraderWorker
-from autograder.source_format import REPO_ROOT, build_notebook, split_rubric
+from autograder.engine.nbgrader_worker import NbgraderWorker
+from autograder.authoring.source_format import REPO_ROOT, build_notebook, split_rubric
 
-ASSIGNMENTS_DIR = REPO_ROOT / "autograder" / "assignments"
+ASSIGNMENTS_DIR = REPO_ROOT / "autograder" / "authoring" / "assignments"
 COURSE_CONFIG = REPO_ROOT / "autograder" / "course" / "nbgrader_config.py"
 RELEASE_DIR = REPO_ROOT / "notebooks"
 SOLUTION_DIR = REPO_ROOT / "solutions" / "notebooks"
 
 
 def assignment_ids() -> list[str]:
-    """Assignment names, from the sources ``autograder/assignments/NN_name.py``, in order."""
+    """Assignment names, from the sources ``autograder/authoring/assignments/NN_name.py``, in order."""
     return sorted(path.stem for path in ASSIGNMENTS_DIR.glob("[0-9][0-9]_*.py"))
 
 
@@ -131,5 +131,5 @@ def release(check: bool = False, assignments=None) -> list[str]:
             expected = {f"{a}.ipynb" for a in built}
             for folder in (RELEASE_DIR, SOLUTION_DIR):
                 for extra in sorted(p.name for p in folder.glob("*.ipynb") if p.name not in expected):
-                    problems.append(f"{folder.relative_to(REPO_ROOT)}/{extra} has no source in autograder/assignments")
+                    problems.append(f"{folder.relative_to(REPO_ROOT)}/{extra} has no source in autograder/authoring/assignments")
     return problems

@@ -14,7 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from autograder import build, prewarmed_kernel
+from autograder.authoring import build
+
+from autograder.engine import prewarmed_kernel
 
 CELL_TIMEOUT = 300
 
@@ -50,7 +52,7 @@ def validate(assignments=None, jobs: int = 2) -> list[str]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from autograder import check_server
+    from autograder.engine import check_server
 
     check_server.ensure_running()  # the hidden tests' checks run here; the kernels inherit its address
     env = build.grading_env()

@@ -4,7 +4,7 @@ A hidden test cell calls ``student_src.grading_client.run(module, check, *functi
 notebook's kernel (inside the sandbox). That connects to this server, which lives in the process
 that runs nbgrader (outside the sandbox) and:
 
-1. accepts only a real check: a ``check_*`` function of a module of ``autograder/checks``;
+1. accepts only a real check: a ``check_*`` function of a module of ``autograder/engine/checks``;
 2. refuses functions whose code names a library entry point the assignment asks students to
    write themselves (the module's ``FORBIDDEN_NAMES``), from the names the kernel reports;
 3. runs the check *here*, handing it one :class:`RemoteFunction` per student function. Calling
@@ -379,16 +379,16 @@ def _mirror_model(model: nn.Module, originals: dict, report: dict) -> None:
 
 
 def check_modules() -> set:
-    import autograder.checks
+    import autograder.engine.checks
 
-    return {info.name for info in pkgutil.iter_modules(autograder.checks.__path__)} - {"common"}
+    return {info.name for info in pkgutil.iter_modules(autograder.engine.checks.__path__)} - {"common"}
 
 
 def _check_function(module_name: str, check: str):
-    """The check ``check`` of ``autograder.checks.<module_name>``, or None when it is not one."""
+    """The check ``check`` of ``autograder.engine.checks.<module_name>``, or None when it is not one."""
     if not isinstance(module_name, str) or module_name not in check_modules():
         return None, None
-    module = importlib.import_module(f"autograder.checks.{module_name}")
+    module = importlib.import_module(f"autograder.engine.checks.{module_name}")
     function = getattr(module, check, None) if isinstance(check, str) and check.startswith("check_") else None
     if not callable(function) or getattr(function, "__module__", None) != module.__name__:
         return module, None

@@ -1,4 +1,4 @@
-"""Read an assignment source (``autograder/assignments/NN_name.py``) into an nbgrader source notebook.
+"""Read an assignment source (``autograder/authoring/assignments/NN_name.py``) into an nbgrader source notebook.
 
 The source is a plain Python file in "percent" format, edited by people; the notebooks are built
 from it. A line starting with ``# %%`` opens a cell; the rest of the line says what it is::
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("markdown", "code", "locked", "solution", "tests", "answer")
 HEADER = re.compile(r"^# %%\s*\[(?P<kind>\w+)\](?P<attributes>.*)$")
 #: Heading of the rubric inside a manual cell of the instructor notebook (cleared from the release).
@@ -154,7 +154,7 @@ def header_cells(assignment: str, repository: str | None = None, ref: str | None
     badge = nbformat.v4.new_markdown_cell(
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})")
     badge["id"] = "colab-badge"
-    template = (REPO_ROOT / "autograder" / "templates" / "setup_cell.py").read_text()
+    template = (REPO_ROOT / "autograder" / "authoring" / "templates" / "setup_cell.py").read_text()
     setup = nbformat.v4.new_code_cell(
         template.replace("{pip_source}", f"git+https://github.com/{repository}.git@{ref}").strip("\n"))
     setup["id"] = "colab_setup"

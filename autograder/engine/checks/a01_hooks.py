@@ -11,7 +11,7 @@ from student_src import checks
 from student_src.models import build_cifar_resnet18
 
 #: 10x the float32 noise of recorded activations between correct implementations (measured: at most
-#: 3.0e-7 one image at a time, 0 batch reversed or 1 thread; autograder/assignments/README.md).
+#: 3.0e-7 one image at a time, 0 batch reversed or 1 thread; autograder/authoring/assignments/README.md).
 VALUE_TOLERANCE = 1e-5
 
 

@@ -5,7 +5,7 @@ inputs (a seeded random-init CIFAR ResNet-18 with non-trivial BatchNorm layers, 
 explicit targets, batches of 1 to 3, 16x16 inputs where the resolution does not matter, tiny
 hand-computable models) and compares with ``solutions``. It raises ``AssertionError`` saying
 what is wrong, never the expected numbers, writes nothing, leaves the global random state alone
-and runs in a few seconds on a CPU. The grader runs them outside the kernel (``autograder.check_server``).
+and runs in a few seconds on a CPU. The grader runs them outside the kernel (``autograder.engine.check_server``).
 
 Checks, by student function:
 
@@ -56,7 +56,7 @@ from student_src.evaluation import blurred_baseline
 from student_src.models import build_cifar_resnet18
 
 #: 10x the float32 noise between correct implementations in one process (measured: Layer-CAM at most
-#: 2.4e-7, deletion curves 2.1e-7, one image at a time; autograder/assignments/README.md).
+#: 2.4e-7, deletion curves 2.1e-7, one image at a time; autograder/authoring/assignments/README.md).
 CAM_TOLERANCE = 1e-5
 CURVE_TOLERANCE = 1e-5
 
@@ -399,7 +399,7 @@ CHECKS = (
     check_cascading_randomization_leaves_model,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.check_server``): LayerCAM itself
+#: Library entry points that would do the student's job (see ``autograder.engine.check_server``): LayerCAM itself
 #: (``library_cam`` runs any pytorch-grad-cam method), scipy's rank correlation, and the library-backed
 #: curves of ``student_src.library_metrics`` (Assignment 5's fallbacks). The Assignment 2
 #: helpers (``activations_and_gradients``, ``scale_cams``, library-backed by default) are allowed.

@@ -35,14 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import guided as reference
-from autograder.checks.common import (call_student as _call, forward_and_gradient, is_autograd_function,
+from autograder.engine.checks.common import (call_student as _call, forward_and_gradient, is_autograd_function,
                                      plain_input_gradient)
 from student_src.probe_models import FailsAfterReLU, SharedReLUNet, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
 #: Input gradients and guided backprop: measured noise at most 4.2e-7 (one image at a time); 1e-4
-#: because the images below share it (autograder/assignments/README.md).
+#: because the images below share it (autograder/authoring/assignments/README.md).
 GRADIENT_TOLERANCE = 1e-4
 IMAGE_TOLERANCE = 1e-4  # also accepts torch's default unbiased std (about 3e-5 here, 32x30 images)
 
@@ -356,7 +356,7 @@ CHECKS = (
     check_guided_grad_cam_upsamples,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.check_server``).
+#: Library entry points that would do the student's job (see ``autograder.engine.check_server``).
 #: (guided_grad_cam may call a library Grad-CAM: that is Assignment 2's job, passed as ``grad_cam``.)
 FORBIDDEN_NAMES = ("captum", "GuidedBackprop", "Saliency", "GuidedBackpropReLUModel", "deprocess_image",
                    "library_guided_backprop", "GuidedBackpropReLU")

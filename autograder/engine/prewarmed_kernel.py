@@ -8,12 +8,12 @@ kernel. Nothing a student runs happens in the zygote, so no state passes between
 
 The pieces:
 
-- the zygote (``python -m autograder.prewarmed_kernel serve SOCKET``), started by the nbgrader
+- the zygote (``python -m autograder.engine.prewarmed_kernel serve SOCKET``), started by the nbgrader
   worker and killed with it. It listens on a Unix socket; per request it forks a child that
   takes over the launcher's stdin/stdout/stderr (passed as file descriptors), environment,
   working directory and ``sys.path``, then runs ``IPKernelApp`` with the launcher's arguments.
   When a child exits, the zygote tells its launcher the exit code.
-- the launcher (``python -m autograder.prewarmed_kernel launch -f CONNECTION_FILE``), the
+- the launcher (``python -m autograder.engine.prewarmed_kernel launch -f CONNECTION_FILE``), the
   ``argv`` of the ``xai-prewarmed`` kernelspec, so what jupyter_client starts and signals. It
   costs a bare Python start-up. It forwards SIGINT (interrupt) and SIGTERM to the child and exits
   with the child's exit code. If it is killed (SIGKILL), the child notices: it holds the other
@@ -95,7 +95,7 @@ def _sandbox_layout():
     """The sandbox the zygote runs in (``sandbox.SANDBOX_ENV``), or None when there is none."""
     if not os.environ.get("XAI_KIT_SANDBOX"):
         return None
-    from autograder import sandbox  # found through PYTHONPATH (the worker's code copy)
+    from autograder.engine import sandbox  # found through PYTHONPATH (the worker's code copy)
 
     return sandbox.SandboxLayout.from_env()
 
@@ -116,7 +116,7 @@ def launch(arguments: list[str]) -> int:
         connection.connect(address)
         cwd = os.getcwd()
         if layout is not None:
-            from autograder import sandbox
+            from autograder.engine import sandbox
 
             cwd = sandbox.private_working_folder(cwd, layout)
         # sys.path as `python -m ipykernel_launcher` leaves it: PYTHONPATH and the site folders
@@ -182,7 +182,7 @@ def _child(connection: socket.socket, request: dict, fds: list[int], layout=None
             os.close(fd)
         environment = dict(request["env"])
         if layout is not None:
-            from autograder import sandbox
+            from autograder.engine import sandbox
 
             environment = sandbox.kernel_environment(environment)
             sandbox.apply_kernel_limits(layout.memory_mb)
@@ -252,7 +252,7 @@ class Zygote:
     def _reset_sandbox(self, keep_job: str | None = None) -> None:
         if self.layout is None:
             return
-        from autograder import sandbox
+        from autograder.engine import sandbox
 
         for pid in list(self.children):  # one kernel at a time: a new request ends the old one
             self._forget(pid, exit_code=-signal.SIGKILL)
@@ -378,7 +378,7 @@ def serve(listen_fd: int, preimport: bool = True) -> int:
     parent = os.getppid()
     layout = None
     if os.environ.get("XAI_KIT_SANDBOX"):
-        from autograder import sandbox
+        from autograder.engine import sandbox
 
         layout = sandbox.SandboxLayout.from_env()
         del os.environ[sandbox.SANDBOX_ENV]
@@ -411,12 +411,12 @@ def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, cod
     import subprocess
 
     listener = listening_socket(address)
-    script = Path(code) / "autograder" / "prewarmed_kernel.py" if code else Path(__file__).resolve()
+    script = Path(code) / "autograder" / "engine" / "prewarmed_kernel.py" if code else Path(__file__).resolve()
     program = [sys.executable, str(script), "serve", "--listen-fd", str(listener.fileno())]
     if not preimport:
         program.append("--no-preimport")
     if sandbox_layout is not None:
-        from autograder import sandbox
+        from autograder.engine import sandbox
 
         program = sandbox.bwrap_command(program, sandbox_layout, code, dict(os.environ if env is None else env))
     try:
@@ -444,7 +444,7 @@ def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preim
     address.unlink(missing_ok=True)
     os.environ[ZYGOTE_ENV] = str(address)
     if sandbox_layout is not None:
-        from autograder import sandbox
+        from autograder.engine import sandbox
 
         os.environ[sandbox.SANDBOX_ENV] = sandbox_layout.to_env()
     return start_zygote(str(address), sandbox_layout=sandbox_layout, code=code, preimport=preimport)
@@ -453,12 +453,12 @@ def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preim
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-        del sys.path[0]  # run as a script: autograder/'s modules must not become top-level names
+        del sys.path[0]  # run as a script: autograder/engine/'s modules must not become top-level names
     if argv[:2] == ["serve", "--listen-fd"] and len(argv) >= 3:
         return serve(int(argv[2]), preimport="--no-preimport" not in argv[3:])
     if argv[:1] == ["launch"]:
         return launch(argv[1:])
-    print("usage: python -m autograder.prewarmed_kernel serve --listen-fd FD [--no-preimport] | "
+    print("usage: python -m autograder.engine.prewarmed_kernel serve --listen-fd FD [--no-preimport] | "
           "launch -f CONNECTION_FILE", file=sys.stderr)
     return 2
 

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from solutions import gradcam as reference
-from autograder.checks.common import call_student as _call
+from autograder.engine.checks.common import call_student as _call
 from student_src.probe_models import FailsOnPurpose, TinyCNN, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
 
 #: 10x the float32 noise of activations, gradients and Grad-CAM maps between correct implementations in
-#: one process (measured: at most 9.5e-7, one image at a time; autograder/assignments/README.md).
+#: one process (measured: at most 9.5e-7, one image at a time; autograder/authoring/assignments/README.md).
 CAM_TOLERANCE = 1e-5
 
 
@@ -289,6 +289,6 @@ CHECKS = (
     check_grad_cam_side_effects,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.check_server``).
+#: Library entry points that would do the student's job (see ``autograder.engine.check_server``).
 FORBIDDEN_NAMES = ("pytorch_grad_cam", "GradCAM", "ActivationsAndGradients", "scale_cam_image", "library_cams",
                    "library_cam", "library_grad_cam", "library_scale_cams", "library_activations_and_gradients")

@@ -54,8 +54,9 @@ from pathlib import Path
 
 #: The only code of the kit in the sandbox (a copy, read-only): the students' package (with the
 #: hidden checks' client, ``student_src/grading_client.py``) and the zygote's own two modules.
-#: ``solutions/`` and ``autograder/checks/`` are not there: the checks run outside.
-KERNEL_CODE = ("student_src", "autograder/__init__.py", "autograder/prewarmed_kernel.py", "autograder/sandbox.py")
+#: ``solutions/`` and ``autograder/engine/checks/`` are not there: the checks run outside.
+KERNEL_CODE = ("student_src", "autograder/__init__.py", "autograder/engine/__init__.py",
+               "autograder/engine/prewarmed_kernel.py", "autograder/engine/sandbox.py")
 #: Environment variable with the sandbox's :class:`SandboxLayout` (JSON): set for the launcher
 #: (outside) and the zygote (inside), never for a kernel.
 SANDBOX_ENV = "XAI_KIT_SANDBOX"
