@@ -195,6 +195,12 @@ def assert_alternatives_get_full_marks(table: dict, assignment: str, alternative
         assert_loses_exactly(table, name, assignment, set())
 
 
+#: The visible message of a test cell whose call left the model in train mode (student_src/checks.py).
+TRAIN_MODE = "left the model in train mode (it was in eval mode): do not call `model.train()` or `model.eval()`"
+#: ... and of one whose call resized (B, h, w) maps with F.interpolate (the exception type follows "raised").
+INTERPOLATE = "`F.interpolate` needs a (B, 1, h, w) tensor for 2-D (bilinear) resizing"
+
+
 def assert_cell_messages(table: dict, student_id: str, messages: dict) -> None:
     """Each cell's row message (the first error the cell showed) starts with ``AssertionError: ``
     and the expected text; ``None``: the cell failed, its message is the hidden check's."""

@@ -45,10 +45,10 @@ AAG_CELLS = ("test_activations_and_gradients_values", "test_activations_and_grad
              "test_activations_and_gradients_cleanup")
 GRAD_CAM_CELLS = tuple(CELL_OF_CHECK.values())
 SCALE_CELLS = ("test_scale_cams_values", "test_scale_cams_edge_cases")
-TRAIN_MODE = "left the model in train mode (it was in eval mode): do not call `model.train()` or `model.eval()`"
+TRAIN_MODE = harness.TRAIN_MODE
 DETACHED = ("raised RuntimeError: torch.autograd.grad was given a tensor that is not part of the autograd graph. "
             "Your forward hook probably kept `output.detach()`")
-INTERPOLATE = "raised ValueError: `F.interpolate` needs a (B, 1, h, w) tensor for 2-D (bilinear) resizing"
+INTERPOLATE = f"raised ValueError: {harness.INTERPOLATE}"
 #: Mistakes made on the way, grouped into notebooks whose failing cells are disjoint: the
 #: functions pasted in, and the start of the visible message of every cell the notebook loses.
 #: (The first error of a cell is its row's message.)

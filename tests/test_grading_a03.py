@@ -18,6 +18,15 @@ MUTANTS = {
     # right rule, but the guided ReLUs are never taken out of the model again
     "relus_left_replaced": (mutants.guided_backprop__relus_left_replaced, {RESTORES}),
 }
+#: Mistakes made on the way, two in one notebook: the cells it loses, and the start of the
+#: visible message each of them shows (the row's message: the first error in the cell).
+VISIBLE_MESSAGES = {
+    "mistakes_train_mode_interpolate": (
+        (mutants.vanilla_saliency__sets_train_mode, mutants.guided_grad_cam__interpolates_without_channel),
+        {"test_vanilla_saliency": f"vanilla_saliency(...) {harness.TRAIN_MODE}",
+         "test_guided_grad_cam": f"guided_grad_cam(...) raised ValueError: {harness.INTERPOLATE}",
+         "test_guided_grad_cam_upsamples": f"guided_grad_cam(...) raised ValueError: {harness.INTERPOLATE}"}),
+}
 AUTOGRADED_POINTS = 15
 MANUAL_CELLS = {"q_why_sharper", "q_class_sensitivity", "q_faithfulness", "q_right_wrong"}
 
@@ -31,6 +40,8 @@ def cohort() -> dict:
     }
     for name, (mutant, _) in MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
+    for name, (functions, _) in VISIBLE_MESSAGES.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
     return students
 
@@ -62,3 +73,10 @@ def test_wrong_guided_rule_loses_exactly_its_points(graded, name):
 def test_correct_alternatives_get_full_autograded_marks(graded):
     """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
     harness.assert_alternatives_get_full_marks(graded, ASSIGNMENT, alternatives.ALTERNATIVES)
+
+
+@pytest.mark.parametrize("name", sorted(VISIBLE_MESSAGES))
+def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded, name):
+    _, messages = VISIBLE_MESSAGES[name]
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, set(messages))
+    harness.assert_cell_messages(graded, name, messages)

@@ -43,6 +43,15 @@ def with_pasted_helpers(notebook, code: str):
     return notebook
 
 
+#: A mistake made on the way: the cells it loses, and the start of the visible message of each.
+VISIBLE_MESSAGES = {
+    "mistake_train_mode": (
+        (mutants.layer_cam__sets_train_mode,),
+        {"test_layer_cam_matches_library": f"layer_cam(...) {harness.TRAIN_MODE}",
+         "test_layer_cam_gradient_relu": f"layer_cam(...) {harness.TRAIN_MODE}"}),
+}
+
+
 def cohort() -> dict:
     """The notebooks this module grades: ``{student: notebook}`` (graded with the other
     assignments' cohorts in one run, tests/conftest.py ``graded_class``)."""
@@ -53,6 +62,8 @@ def cohort() -> dict:
     }
     for name, (mutant, _) in MUTANTS.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
+    for name, (functions, _) in VISIBLE_MESSAGES.items():
+        students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
     return students
 
@@ -128,3 +139,10 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
 def test_correct_alternatives_get_full_autograded_marks(graded):
     """Independent correct implementations (tests/alternatives/) lose nothing, visible checks included."""
     harness.assert_alternatives_get_full_marks(graded, ASSIGNMENT, alternatives.ALTERNATIVES)
+
+
+@pytest.mark.parametrize("name", sorted(VISIBLE_MESSAGES))
+def test_a_mistake_on_the_way_loses_its_cells_with_a_message_naming_it(graded, name):
+    _, messages = VISIBLE_MESSAGES[name]
+    harness.assert_loses_exactly(graded, name, ASSIGNMENT, set(messages))
+    harness.assert_cell_messages(graded, name, messages)

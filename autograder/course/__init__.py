@@ -9,4 +9,7 @@
 - :mod:`~autograder.course.autograde`: ``grade --course``: parallel, sandboxed, incremental.
 - :mod:`~autograder.course.gradebook`: one notebook's results merged into the course gradebook.
 - :mod:`~autograder.course.feedback`, :mod:`~autograder.course.export`, :mod:`~autograder.course.guide`.
+- :mod:`~autograder.course.gradescope`: the same grading as a Gradescope autograder zip.
+- :mod:`~autograder.course.demo` (``make demo``) and :mod:`~autograder.course.demo_term`: the whole
+  cycle offline, on demo students.
 """

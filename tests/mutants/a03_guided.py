@@ -29,6 +29,12 @@ also reaches the pieces that call it. ``FAILS`` (at the end) lists the checks of
 - guided_grad_cam__no_upsampling: multiplies by the CAM as it comes -> check_guided_grad_cam_upsamples.
 - guided_grad_cam__ignores_cam_fn: always calls the global ``grad_cam``
   -> check_guided_grad_cam, check_guided_grad_cam_upsamples.
+- vanilla_saliency__sets_train_mode: calls ``model.train()`` first ("to get gradients"); the
+  saliency is right for a model in train mode, but the model's mode and BatchNorm statistics
+  change -> check_vanilla_saliency.
+- guided_grad_cam__interpolates_without_channel: ``F.interpolate`` on the (B, h, w) maps, which
+  bilinear resizing refuses (it needs (B, 1, h, w)) -> check_guided_grad_cam,
+  check_guided_grad_cam_upsamples.
 """
 
 import torch
@@ -150,6 +156,18 @@ def guided_grad_cam__ignores_cam_fn(model, layer_name, x, targets=None, cam_fn=N
     return guided_backprop(model, x, targets) * maps
 
 
+def vanilla_saliency__sets_train_mode(model, x, targets=None):
+    model.train()
+    return input_gradient(model, x, targets).abs().amax(dim=1)
+
+
+def guided_grad_cam__interpolates_without_channel(model, layer_name, x, targets=None, cam_fn=None):
+    cam_fn = grad_cam if cam_fn is None else cam_fn
+    maps = F.interpolate(cam_fn(model, layer_name, x, targets=targets), size=x.shape[-2:], mode="bilinear",
+                         align_corners=False)
+    return guided_backprop(model, x, targets) * maps[:, None]
+
+
 RULE, VALUES = "check_guided_relu_rule", "check_guided_backprop_values"
 RESTORES, SIDE_EFFECTS = "check_guided_backprop_restores_model", "check_guided_backprop_no_side_effects"
 GGC, UPSAMPLES = "check_guided_grad_cam", "check_guided_grad_cam_upsamples"
@@ -167,4 +185,6 @@ FAILS = {
     gradient_to_image__batch_statistics: {"check_gradient_to_image"},
     guided_grad_cam__no_upsampling: {UPSAMPLES},
     guided_grad_cam__ignores_cam_fn: {GGC, UPSAMPLES},
+    vanilla_saliency__sets_train_mode: {"check_vanilla_saliency"},
+    guided_grad_cam__interpolates_without_channel: {GGC, UPSAMPLES},
 }

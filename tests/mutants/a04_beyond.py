@@ -10,6 +10,10 @@ the *student's* other functions, so a mistake in one can fail the checks of anot
   check_deletion_curve_resnet and (insertion_curve calls deletion_curve)
   check_insertion_curve_resnet. The hand-computed checks keep passing: there the target is
   the predicted class at every step.
+- layer_cam__sets_train_mode: calls ``model.train()`` first; the maps are right for a model in
+  train mode, but the model's mode and BatchNorm statistics change -> fails check_layer_cam_values
+  (the tiny model of check_layer_cam_gradient_relu has no BatchNorm; the notebook's visible check
+  names the train mode there).
 - cascading_randomization__in_place: randomises the caller's model instead of a deep copy (the
   numbers are right) -> fails check_cascading_randomization_leaves_model only.
 """
@@ -25,6 +29,12 @@ def layer_cam__no_gradient_relu(model, layer_name, x, targets=None):
     activations, gradients, _ = activations_and_gradients(model, layer_name, x, targets)
     cams = (gradients * activations).sum(dim=1)
     return scale_cams(cams, tuple(x.shape[-2:]))
+
+
+def layer_cam__sets_train_mode(model, layer_name, x, targets=None):
+    model.train()
+    activations, gradients, _ = activations_and_gradients(model, layer_name, x, targets)
+    return scale_cams((F.relu(gradients) * activations).sum(dim=1), tuple(x.shape[-2:]))
 
 
 def deletion_curve__argmax_class(model, x, saliency, target, steps=16, baseline=0.0):
@@ -67,4 +77,5 @@ MUTANTS = {
     deletion_curve__argmax_class: frozenset({"check_deletion_curve_target_class", "check_deletion_curve_resnet",
                                              "check_insertion_curve_resnet"}),
     cascading_randomization__in_place: frozenset({"check_cascading_randomization_leaves_model"}),
+    layer_cam__sets_train_mode: frozenset({"check_layer_cam_values"}),
 }

@@ -67,17 +67,19 @@ from captum.attr import Saliency
 
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
-gradient = input_gradient(test_model, x_check, targets_check)
+test_model = checks.fresh_copy(model)
+gradient = checks.call(input_gradient, test_model, x_check, targets_check)
 checks.assert_shape(gradient, tuple(x_check.shape), "input_gradient(model, x, targets)")
 with checks.quiet_warnings():
     expected = Saliency(copy.deepcopy(model)).attribute(x_check.clone(), target=targets_check, abs=False)
 checks.assert_close(gradient, expected, 1e-4, "input_gradient vs captum's Saliency(abs=False)")
 with torch.no_grad():
     predicted = test_model(x_check).argmax(dim=1).tolist()
-checks.assert_close(input_gradient(test_model, x_check), input_gradient(test_model, x_check, predicted), 1e-6,
+checks.assert_close(checks.call(input_gradient, test_model, x_check),
+                    checks.call(input_gradient, test_model, x_check, predicted), 1e-6,
                     "targets=None must explain each image's predicted class")
-checks.assert_close(input_gradient(test_model, x_check, 7), input_gradient(test_model, x_check, [7] * 4), 1e-6,
+checks.assert_close(checks.call(input_gradient, test_model, x_check, 7),
+                    checks.call(input_gradient, test_model, x_check, [7] * 4), 1e-6,
                     "one int target means that class for every image")
 assert not x_check.requires_grad and x_check.grad is None, "the caller's x must not get requires_grad or a .grad"
 assert all(p.grad is None for p in test_model.parameters()), \
@@ -102,8 +104,8 @@ from captum.attr import Saliency
 
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
-saliency = vanilla_saliency(test_model, x_check, targets_check)
+test_model = checks.fresh_copy(model)
+saliency = checks.call(vanilla_saliency, test_model, x_check, targets_check)
 checks.assert_shape(saliency, (4, 32, 32), "vanilla_saliency(model, x, targets)")
 assert saliency.min() >= 0, "a saliency map is a magnitude: it cannot be negative"
 with checks.quiet_warnings():
@@ -130,7 +132,7 @@ from pytorch_grad_cam.utils.image import deprocess_image
 
 fake_gradients = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 fake_gradients *= torch.tensor([1e-3, 10.0]).view(2, 1, 1, 1)  # two very different scales
-pictures = gradient_to_image(fake_gradients)
+pictures = checks.call(gradient_to_image, fake_gradients)
 assert isinstance(pictures, np.ndarray), f"return a numpy array, not {type(pictures).__name__}"
 assert pictures.shape == (2, 32, 32, 3), f"expected shape (2, 32, 32, 3), got {pictures.shape}"
 assert pictures.min() >= 0 and pictures.max() <= 1, "values must lie in [0, 1]"
@@ -138,9 +140,10 @@ for i in range(2):
     theirs = deprocess_image(fake_gradients[i].permute(1, 2, 0).numpy()).astype(int)
     assert np.abs(np.uint8(pictures[i] * 255).astype(int) - theirs).max() <= 1, \
         f"image {i} differs from deprocess_image (standardise each image with its own mean and std)"
-single = gradient_to_image(fake_gradients[0])
+single = checks.call(gradient_to_image, fake_gradients[0])
 assert isinstance(single, np.ndarray) and single.shape == (32, 32, 3), "one (3, H, W) gradient gives one (H, W, 3) image"
-assert np.allclose(gradient_to_image(torch.zeros(1, 3, 4, 4)), 0.5), "an all-zero gradient must become uniform grey"
+assert np.allclose(checks.call(gradient_to_image, torch.zeros(1, 3, 4, 4)), 0.5), \
+    "an all-zero gradient must become uniform grey"
 print("gradient_to_image agrees with deprocess_image.")
 ### BEGIN HIDDEN TESTS
 from student_src import grading_client as hidden
@@ -225,14 +228,14 @@ from pytorch_grad_cam import GuidedBackpropReLUModel
 
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
-guided = guided_backprop(test_model, x_check, targets_check)
+test_model = checks.fresh_copy(model)
+guided = checks.call(guided_backprop, test_model, x_check, targets_check)
 checks.assert_shape(guided, tuple(x_check.shape), "guided_backprop(model, x, targets)")
 with checks.quiet_warnings():
     expected = GuidedBackprop(copy.deepcopy(model)).attribute(x_check.clone(), target=targets_check)
 checks.assert_close(guided, expected, 1e-4, "guided_backprop vs captum's GuidedBackprop")
 
-guided_predicted = guided_backprop(test_model, x_check[:2])  # targets=None: the predicted classes
+guided_predicted = checks.call(guided_backprop, test_model, x_check[:2])  # targets=None: the predicted classes
 with torch.no_grad():
     predicted = model(x_check[:2]).argmax(dim=1).tolist()
 library = GuidedBackpropReLUModel(copy.deepcopy(model))
@@ -252,9 +255,9 @@ hidden.run("a03_guided", "check_guided_backprop_values", guided_backprop)
 # Afterwards the model is exactly as before: same modules, inplace flags, hooks; plain ReLUs again.
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 snapshot = checks.ModelSnapshot(test_model)
-guided_backprop(test_model, x_check[:2], 3)
+checks.call(guided_backprop, test_model, x_check[:2], 3)
 test_model.zero_grad(set_to_none=True)  # .grad is the next cell's business
 snapshot.assert_unchanged(test_model, "guided_backprop")
 
@@ -276,7 +279,7 @@ class Exploding(nn.Module):
 shared_relu = nn.ReLU(inplace=True)  # one module used twice, as in BasicBlock
 exploding = nn.Sequential(nn.Conv2d(3, 4, 3), shared_relu, nn.Sequential(shared_relu, Exploding()))
 try:
-    guided_backprop(exploding, torch.zeros(1, 3, 5, 5))
+    checks.call(guided_backprop, exploding, torch.zeros(1, 3, 5, 5))
 except RuntimeError as error:
     assert "boom" in str(error), f"expected the model's own error to come through, got {error!r}"
 else:
@@ -294,11 +297,11 @@ hidden.run("a03_guided", "check_guided_backprop_restores_model", guided_backprop
 # Two calls on the same tensor give the same result; nothing gets a .grad.
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 x_leaf = x_check[:2].clone().requires_grad_(True)
-first = guided_backprop(test_model, x_leaf, 3)
+first = checks.call(guided_backprop, test_model, x_leaf, 3)
 first_copy = first.detach().clone()
-second = guided_backprop(test_model, x_leaf, 3)
+second = checks.call(guided_backprop, test_model, x_leaf, 3)
 assert x_leaf.grad is None, "the caller's x got a .grad: work on x.detach().clone().requires_grad_(True)"
 checks.assert_close(second, first_copy, 1e-6, "a second call on the same x (do gradients accumulate?)")
 assert torch.equal(first.detach(), first_copy), "the first result changed during the second call"
@@ -343,7 +346,7 @@ from student_src.library_cams import library_grad_cam as grad_cam
 # The product of YOUR guided_backprop and the maps cam_fn returned (a Grad-CAM that remembers them).
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 returned_maps = []
 
 
@@ -353,10 +356,10 @@ def recording_grad_cam(model, layer_name, x, targets=None):
     return maps
 
 
-combined = guided_grad_cam(test_model, "layer3", x_check, targets_check, cam_fn=recording_grad_cam)
+combined = checks.call(guided_grad_cam, test_model, "layer3", x_check, targets_check, cam_fn=recording_grad_cam)
 checks.assert_shape(combined, tuple(x_check.shape), "guided_grad_cam(model, 'layer3', x, targets, cam_fn=...)")
 assert returned_maps, "guided_grad_cam must take its Grad-CAM maps from cam_fn when one is given"
-expected = guided_backprop(test_model, x_check, targets_check) * returned_maps[-1][:, None]
+expected = checks.call(guided_backprop, test_model, x_check, targets_check) * returned_maps[-1][:, None]
 checks.assert_close(combined, expected, 1e-4, "guided_grad_cam vs guided_backprop * Grad-CAM map")
 print("guided_grad_cam combines the two.")
 ### BEGIN HIDDEN TESTS
@@ -369,12 +372,13 @@ hidden.run("a03_guided", "check_guided_grad_cam", guided_grad_cam, guided_backpr
 # A cam_fn returning 4x4 maps (as layer4's would be before upsampling) for 32x32 images.
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 coarse_maps = torch.rand(4, 4, 4, generator=torch.Generator().manual_seed(0)).to(DEVICE)
-combined = guided_grad_cam(test_model, "layer4", x_check, targets_check, cam_fn=lambda *args, **kwargs: coarse_maps.clone())
+combined = checks.call(guided_grad_cam, test_model, "layer4", x_check, targets_check,
+                       cam_fn=lambda *args, **kwargs: coarse_maps.clone())
 checks.assert_shape(combined, tuple(x_check.shape), "guided_grad_cam with 4x4 maps")
 upsampled = F.interpolate(coarse_maps[:, None], size=(32, 32), mode="bilinear", align_corners=False)
-expected = guided_backprop(test_model, x_check, targets_check) * upsampled
+expected = checks.call(guided_backprop, test_model, x_check, targets_check) * upsampled
 checks.assert_close(combined, expected, 1e-4, "guided_grad_cam with 4x4 maps (bilinear, align_corners=False)")
 print("guided_grad_cam upsamples coarse maps.")
 ### BEGIN HIDDEN TESTS

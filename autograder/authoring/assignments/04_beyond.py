@@ -97,13 +97,13 @@ from student_src.library_cams import library_scale_cams as scale_cams
 # above is not counted twice; everywhere else in the notebook your own helpers are used.
 x_check, y_check = test_set.batch([0, 1])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 snapshot = checks.ModelSnapshot(test_model)
 known_good = {"activations_and_gradients": library_cams.library_activations_and_gradients,
               "scale_cams": library_cams.library_scale_cams}
 for layer_name, targets in (("layer4", targets_check), ("layer3", None), ("layer2", 3)):
     with checks.globals_replaced(layer_cam, **known_good):
-        maps = layer_cam(test_model, layer_name, x_check, targets)
+        maps = checks.call(layer_cam, test_model, layer_name, x_check, targets)
     what = f"layer_cam(model, {layer_name!r}, x, targets={targets})"
     checks.assert_map_invariants(maps, (2, 32, 32), what)
     snapshot.assert_unchanged(test_model, what)
@@ -131,7 +131,7 @@ x_tiny = torch.tensor([[[[1.0, 2.0], [0.5, 1.5]], [[2.0, 0.5], [1.0, 3.0]]]])
 known_good = {"activations_and_gradients": library_cams.library_activations_and_gradients,
               "scale_cams": library_cams.library_scale_cams}
 with checks.globals_replaced(layer_cam, **known_good):
-    maps = layer_cam(tiny, "0", x_tiny, targets=[0])
+    maps = checks.call(layer_cam, tiny, "0", x_tiny, targets=[0])
 checks.assert_map_invariants(maps, (1, 2, 2), "layer_cam(tiny, '0', x_tiny, targets=[0])")
 checks.assert_close(maps, torch.tensor([[[3 / 29, 3 / 29], [0.0, 1.0]]]), 1e-5,
                     "layer_cam on the small model (each position weighted by ReLU of its own gradient)")
@@ -158,13 +158,13 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 x_check, y_check = test_set.batch([0, 1])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 known_good = {"activations_and_gradients": library_cams.library_activations_and_gradients,
               "scale_cams": library_cams.library_scale_cams}
 for layer_names in (["layer2", "layer3", "layer4"], ["layer3"]):
     snapshot = checks.ModelSnapshot(test_model)
     with checks.globals_replaced(fuse_layer_cams, **known_good):
-        fused = fuse_layer_cams(test_model, layer_names, x_check, targets_check)
+        fused = checks.call(fuse_layer_cams, test_model, layer_names, x_check, targets_check)
     what = f"fuse_layer_cams(model, {layer_names}, x, targets)"
     checks.assert_map_invariants(fused, (2, 32, 32), what)
     snapshot.assert_unchanged(test_model, what)
@@ -268,7 +268,7 @@ cases = [  # (steps, baseline, the sum of the pixels after each step)
     (4, 1.0, [10.0, 9.0, 9.0, 7.0, 4.0]),   # removed pixels become 1
 ]
 for steps, baseline, sums in cases:
-    curve = deletion_curve(sum_model, x_hand, saliency_hand, [0], steps=steps, baseline=baseline)
+    curve = checks.call(deletion_curve, sum_model, x_hand, saliency_hand, [0], steps=steps, baseline=baseline)
     what = f"deletion_curve on the 2x2 image (steps={steps}, baseline={baseline})"
     checks.assert_shape(curve, (1, steps + 1), what)
     checks.assert_close(curve, torch.sigmoid(torch.tensor([sums])), 1e-5, what)
@@ -287,18 +287,18 @@ with torch.no_grad():
     sum_model[1].weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]))
 x_hand = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 saliency_hand = torch.tensor([[[0.5, 0.9], [0.5, 0.1]]])
-curve = deletion_curve(sum_model, x_hand, saliency_hand, [1], steps=4)
+curve = checks.call(deletion_curve, sum_model, x_hand, saliency_hand, [1], steps=4)
 checks.assert_close(curve, torch.sigmoid(-torch.tensor([[10.0, 8.0, 7.0, 4.0, 0.0]])), 1e-5,
                     "deletion_curve must record the probability of the GIVEN target class (here class 1)")
 # The ResNet: a batch with one target per image, a tensor baseline (a blurred copy of the images).
 x_check, _ = test_set.batch([0, 1])
 x_check = x_check.to(DEVICE)
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 snapshot = checks.ModelSnapshot(test_model)
 saliency = torch.rand(2, 32, 32, generator=torch.Generator().manual_seed(0)).to(DEVICE)
 targets = torch.tensor([3, 9], device=DEVICE)
 blurred = evaluation.blurred_baseline(x_check)
-curve = deletion_curve(test_model, x_check, saliency, targets, steps=4, baseline=blurred)
+curve = checks.call(deletion_curve, test_model, x_check, saliency, targets, steps=4, baseline=blurred)
 checks.assert_shape(curve, (2, 5), "deletion_curve(model, x, saliency, targets, steps=4, baseline=blurred)")
 snapshot.assert_unchanged(test_model, "deletion_curve")
 with torch.no_grad():
@@ -323,18 +323,18 @@ with torch.no_grad():
     sum_model[1].weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]))
 x_hand = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 saliency_hand = torch.tensor([[[0.5, 0.9], [0.5, 0.1]]])
-curve = insertion_curve(sum_model, x_hand, saliency_hand, [0], steps=4, baseline=0.0)
+curve = checks.call(insertion_curve, sum_model, x_hand, saliency_hand, [0], steps=4, baseline=0.0)
 checks.assert_shape(curve, (1, 5), "insertion_curve(model, x, saliency, [0], steps=4)")
 checks.assert_close(curve, torch.sigmoid(torch.tensor([[0.0, 2.0, 3.0, 6.0, 10.0]])), 1e-5,
                     "insertion_curve on the 2x2 image (baseline 0)")
 # The ResNet, from a blurred copy: the first column is the baseline image, the last the image itself.
 x_check, _ = test_set.batch([0, 1])
 x_check = x_check.to(DEVICE)
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 saliency = torch.rand(2, 32, 32, generator=torch.Generator().manual_seed(1)).to(DEVICE)
 targets = torch.tensor([4, 8], device=DEVICE)
 blurred = evaluation.blurred_baseline(x_check)
-curve = insertion_curve(test_model, x_check, saliency, targets, steps=4, baseline=blurred)
+curve = checks.call(insertion_curve, test_model, x_check, saliency, targets, steps=4, baseline=blurred)
 checks.assert_shape(curve, (2, 5), "insertion_curve(model, x, saliency, targets, steps=4, baseline=blurred)")
 with torch.no_grad():
     p_untouched = torch.softmax(test_model(x_check), dim=1)[torch.arange(2), targets]
@@ -353,12 +353,12 @@ hidden.run("a04_beyond", "check_insertion_curve_resnet", insertion_curve)
 
 # %% [tests] id=test_area_under_curve points=1
 constant = torch.full((2, 9), 0.3)
-checks.assert_close(area_under_curve(constant), torch.full((2,), 0.3), 1e-6,
+checks.assert_close(checks.call(area_under_curve, constant), torch.full((2,), 0.3), 1e-6,
                     "a constant curve p has area p (the x-axis runs from 0 to 1)")
-checks.assert_close(area_under_curve(torch.linspace(0, 1, 5)[None]), torch.tensor([0.5]), 1e-6,
+checks.assert_close(checks.call(area_under_curve, torch.linspace(0, 1, 5)[None]), torch.tensor([0.5]), 1e-6,
                     "a straight line from 0 to 1 has area 1/2")
 # Three points at x = 0, 1/2, 1: 1/2 * (1 + 0.5) / 2 + 1/2 * (0.5 + 0.25) / 2 = 0.5625
-checks.assert_close(area_under_curve(torch.tensor([[1.0, 0.5, 0.25]])), torch.tensor([0.5625]), 1e-6,
+checks.assert_close(checks.call(area_under_curve, torch.tensor([[1.0, 0.5, 0.25]])), torch.tensor([0.5625]), 1e-6,
                     "area_under_curve by the trapezoidal rule")
 print("area_under_curve looks right.")
 ### BEGIN HIDDEN TESTS
@@ -531,11 +531,12 @@ from scipy.stats import spearmanr
 generator = torch.Generator().manual_seed(0)
 a, b = torch.rand(3, 8, 8, generator=generator), torch.rand(3, 8, 8, generator=generator)
 b[1] = 2 * a[1] + 1  # the same ordering at another scale
-rho = spearman_rank_correlation(a, b)
+rho = checks.call(spearman_rank_correlation, a, b)
 checks.assert_shape(rho, (3,), "spearman_rank_correlation(a, b) for maps (3, 8, 8)")
 expected = torch.tensor([spearmanr(a[i].flatten().numpy(), b[i].flatten().numpy()).statistic for i in range(3)])
 checks.assert_close(rho.double(), expected, 1e-5, "spearman_rank_correlation vs scipy.stats.spearmanr")
-checks.assert_close(spearman_rank_correlation(a, -a ** 3).double(), -torch.ones(3, dtype=torch.double), 1e-5,
+checks.assert_close(checks.call(spearman_rank_correlation, a, -a ** 3).double(),
+                    -torch.ones(3, dtype=torch.double), 1e-5,
                     "a reversed ordering must give -1")
 print("spearman_rank_correlation agrees with scipy.")
 ### BEGIN HIDDEN TESTS
@@ -552,12 +553,12 @@ generator = torch.Generator().manual_seed(1)
 a = torch.relu(torch.randn(3, 6, 6, generator=generator))
 b = torch.randint(0, 4, (3, 6, 6), generator=generator).float()
 expected = torch.tensor([spearmanr(a[i].flatten().numpy(), b[i].flatten().numpy()).statistic for i in range(3)])
-checks.assert_close(spearman_rank_correlation(a, b).double(), expected, 1e-5,
+checks.assert_close(checks.call(spearman_rank_correlation, a, b).double(), expected, 1e-5,
                     "spearman_rank_correlation with tied values (average ranks, as scipy)")
-one_constant = spearman_rank_correlation(torch.zeros(2, 4, 4), torch.rand(2, 4, 4, generator=generator))
+one_constant = checks.call(spearman_rank_correlation, torch.zeros(2, 4, 4), torch.rand(2, 4, 4, generator=generator))
 assert torch.isfinite(one_constant).all() and one_constant.abs().max() < 1e-6, \
     "a constant map against a non-constant one must give 0 (not NaN)"
-both_constant = spearman_rank_correlation(torch.zeros(2, 4, 4), torch.full((2, 4, 4), 0.5))
+both_constant = checks.call(spearman_rank_correlation, torch.zeros(2, 4, 4), torch.full((2, 4, 4), 0.5))
 assert torch.isfinite(both_constant).all() and (both_constant - 1).abs().max() < 1e-6, \
     "two constant maps must give 1 (the explanation did not change), not NaN"
 print("Ties and constant maps are handled.")
@@ -573,7 +574,7 @@ hidden.run("a04_beyond", "check_spearman_rank_correlation_ties", spearman_rank_c
 # The stages and the control, with the library's Grad-CAM at layer4, on a copy of the model.
 x_check, y_check = test_set.batch([0])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 
 
 def explain_layer4(model, x, targets):
@@ -601,7 +602,7 @@ hidden.run("a04_beyond", "check_cascading_randomization_cumulative", cascading_r
 # The model passed in must come out with the same weights, modules, mode and hooks.
 x_check, y_check = test_set.batch([0])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
-test_model = copy.deepcopy(model)
+test_model = checks.fresh_copy(model)
 snapshot = checks.ModelSnapshot(test_model)
 
 

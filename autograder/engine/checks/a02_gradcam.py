@@ -31,8 +31,9 @@ from student_src import checks
 from student_src.models import build_cifar_resnet18
 
 #: 10x the float32 noise of activations, gradients and Grad-CAM maps between correct implementations in
-#: one process (measured: at most 9.5e-7, one image at a time; autograder/authoring/assignments/README.md).
-CAM_TOLERANCE = 1e-5
+#: one process (measured at most 2.4e-6, one image at a time or oneDNN off, on an AVX2-only AMD EPYC;
+#: 9.5e-7 on an AVX-512 one; autograder/authoring/assignments/README.md).
+CAM_TOLERANCE = 5e-5
 
 
 @functools.lru_cache(maxsize=1)

@@ -55,10 +55,12 @@ from student_src import checks
 from student_src.evaluation import blurred_baseline
 from student_src.models import build_cifar_resnet18
 
-#: 10x the float32 noise between correct implementations in one process (measured: Layer-CAM at most
-#: 2.4e-7, deletion curves 2.1e-7, one image at a time; autograder/authoring/assignments/README.md).
+#: 10x the float32 noise between correct implementations in one process (measured, one image at a time:
+#: Layer-CAM at most 3.9e-7; deletion curves 4.1e-5 on an AVX2-only AMD EPYC, 2.1e-7 on an AVX-512 one;
+#: autograder/authoring/assignments/README.md). The curves are softmax probabilities of a random-init network with
+#: large logits, which amplifies the logits' round-off.
 CAM_TOLERANCE = 1e-5
-CURVE_TOLERANCE = 1e-5
+CURVE_TOLERANCE = 5e-4
 
 
 @functools.lru_cache(maxsize=1)

@@ -49,9 +49,10 @@ from student_src.models import build_cifar_resnet18
 from student_src.probe_models import AdditiveModel, InteractionCNN, NestedConvBlocks, alexnet_shaped
 
 #: 10x the float32 noise of Shapley values between correct implementations in one process (measured at
-#: most 1.6e-6: AlexNet-shaped network, batches of 1 vs 34 images; the values are differences of logits, so
-#: the logits' round-off counts against smaller numbers; captum on an additive model 3.7e-7).
-SHAPLEY_TOLERANCE = 2e-5
+#: most 2.8e-6 on an AVX2-only AMD EPYC, 1.6e-6 on an AVX-512 one: AlexNet-shaped network, batches of 1 vs
+#: 34 images; the values are differences of logits, so the logits' round-off counts against smaller
+#: numbers; captum on an additive model 3.7e-7).
+SHAPLEY_TOLERANCE = 5e-5
 #: Standard errors a sampled Shapley value may be from the exact one (see the module docstring).
 STANDARD_ERRORS = 5.0
 
