@@ -262,6 +262,13 @@ def restore_known_state(model: nn.Module) -> bool:
     return True
 
 
+def _restore_with_a_note(model: nn.Module, before: str) -> None:
+    """Put a remembered model back into its loaded state, and say so if that was needed."""
+    if restore_known_state(model):
+        print(f"Note: the model was not in the state the notebook loaded it in (an earlier cell changed its "
+              f"mode or statistics); it was put back before {before}.")
+
+
 def fresh_copy(model: nn.Module) -> nn.Module:
     """A deep copy of the notebook's ``model`` in the state the notebook loaded it in.
 
@@ -271,9 +278,7 @@ def fresh_copy(model: nn.Module) -> nn.Module:
     """
     import copy
 
-    if restore_known_state(model):
-        print("Note: the model was not in the state the notebook loaded it in (an earlier cell changed its "
-              "mode or statistics); it was put back before this check.")
+    _restore_with_a_note(model, "this check")
     return copy.deepcopy(model)
 
 
@@ -348,9 +353,7 @@ def call(function, *args, what: str | None = None, **kwargs):
     what = what or f"{getattr(function, '__name__', 'your function')}(...)"
     models = [value for value in (*args, *kwargs.values()) if isinstance(value, nn.Module)]
     for model in models:
-        if restore_known_state(model):
-            print(f"Note: the model was not in the state the notebook loaded it in (an earlier cell changed "
-                  f"its mode or statistics); it was put back before calling {what}.")
+        _restore_with_a_note(model, f"calling {what}")
     before = [(model, _ModelState(model)) for model in models]
     try:
         result = function(*args, **kwargs)

@@ -201,9 +201,11 @@ TRAIN_MODE = "left the model in train mode (it was in eval mode): do not call `m
 INTERPOLATE = "`F.interpolate` needs a (B, 1, h, w) tensor for 2-D (bilinear) resizing"
 
 
-def assert_cell_messages(table: dict, student_id: str, messages: dict) -> None:
-    """Each cell's row message (the first error the cell showed) starts with ``AssertionError: ``
-    and the expected text; ``None``: the cell failed, its message is the hidden check's."""
+def assert_loses_exactly_with_messages(table: dict, student_id: str, assignment: str, messages: dict) -> None:
+    """The student loses exactly the cells of ``messages``, and each cell's row message (the first
+    error the cell showed) starts with ``AssertionError: `` and the expected text; ``None``: the
+    cell failed, its message is the hidden check's."""
+    assert_loses_exactly(table, student_id, assignment, set(messages))
     rows = table[student_id]
     for cell, expected in messages.items():
         assert rows[cell].status == "failed", (student_id, cell, rows[cell].status)

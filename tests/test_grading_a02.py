@@ -159,5 +159,4 @@ def test_a_hook_that_keeps_an_overwritten_output_loses_its_cells(graded):
 @pytest.mark.parametrize("name", sorted(VISIBLE_MESSAGES))
 def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded, name):
     _, messages = VISIBLE_MESSAGES[name]
-    harness.assert_loses_exactly(graded, name, ASSIGNMENT, set(messages))
-    harness.assert_cell_messages(graded, name, messages)
+    harness.assert_loses_exactly_with_messages(graded, name, ASSIGNMENT, messages)

@@ -48,6 +48,7 @@ import functools
 import torch
 from torch import nn
 
+from autograder.engine.checks.common import assert_finite_close
 from student_src.probe_models import alexnet_shaped
 from solutions import faithfulness, gradcam, layercam, sanity
 from solutions.gradcam import grad_cam as reference_grad_cam
@@ -124,10 +125,7 @@ def _check_maps(got, expected, what: str) -> None:
 
 
 def _check_curve(got, expected, what: str) -> None:
-    checks.assert_shape(got, tuple(expected.shape), f"{what} (one column per step, step 0 included)")
-    if not got.is_floating_point() or not torch.isfinite(got).all():
-        raise AssertionError(f"{what}: expected finite floating-point probabilities")
-    checks.assert_close(got, expected, CURVE_TOLERANCE, what)
+    assert_finite_close(got, expected, CURVE_TOLERANCE, what, "one column per step, step 0 included", "probabilities")
 
 
 # ----------------------------------------------------------------------------- Layer-CAM

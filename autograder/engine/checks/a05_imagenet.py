@@ -42,6 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from autograder.engine.checks.common import assert_finite_close
 from solutions import layers, shapley
 from student_src import checks
 from student_src.evaluation import grid_regions
@@ -138,10 +139,7 @@ def _additive_values(weights, x, baseline, target, regions, squash: bool) -> tor
 
 
 def _check_values(got, expected, what: str) -> None:
-    checks.assert_shape(got, tuple(expected.shape), f"{what} (one value per image and region)")
-    if not got.is_floating_point() or not torch.isfinite(got).all():
-        raise AssertionError(f"{what}: expected finite floating-point values")
-    checks.assert_close(got, expected, SHAPLEY_TOLERANCE, what)
+    assert_finite_close(got, expected, SHAPLEY_TOLERANCE, what, "one value per image and region", "values")
 
 
 def check_region_shapley_additive(region_shapley) -> None:

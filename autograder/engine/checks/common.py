@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+
+def assert_finite_close(got, expected, tolerance: float, what: str, layout: str, values: str) -> None:
+    """``got`` has ``expected``'s shape (``layout`` says what its axes are), is finite floating
+    point (``values`` names what it holds), and is within ``tolerance`` of it (rel_error)."""
+    import torch
+
+    from student_src import checks
+
+    checks.assert_shape(got, tuple(expected.shape), f"{what} ({layout})")
+    if not got.is_floating_point() or not torch.isfinite(got).all():
+        raise AssertionError(f"{what}: expected finite floating-point {values}")
+    checks.assert_close(got, expected, tolerance, what)
+
+
 def call_student(function, what: str, *args, **kwargs):
     """Call the student's code; turn an exception into an AssertionError that says where."""
     try:
