@@ -98,9 +98,10 @@ def _join(parts: list):
 
 
 def batch_rearranged(function, run):
-    """``function`` with every batch it is given handed to ``run(call, batch, take)``, where
-    ``take(index)`` is the call on the images ``index`` only (every batch argument and every
-    list/tuple/tensor of one target per image taken at ``index``)."""
+    """``function`` with every call on a batch handed to ``run(batch, take)``: ``batch`` is the
+    batch size and ``take(index)`` calls ``function`` on the images ``index`` only (every batch
+    argument, i.e. x, saliency maps, cams, gradients, and every list/tuple/tensor of one target per
+    image, taken at ``index``). Calls without a batch argument go through unchanged."""
     if inspect.isclass(function):  # GuidedReLUFunction: an autograd.Function, applied per tensor
         return function
     signature = inspect.signature(function)
