@@ -6,7 +6,7 @@ notebook runs in) builds the inputs, asks this client to call your function on t
 what comes back with its reference, and records the verdict itself. This module only:
 
 1. connects to the grader (the Unix socket named by ``XAI_CHECK_SOCKET``) and says which
-   check to run and which functions to run it on (name, kind, the names their code uses);
+   check to run and which functions to run it on (name, kind);
 2. calls a function when asked, on the models, tensors and arguments the grader sent;
 3. sends back the result as plain data (tensors, numbers, strings, lists, tuples, dicts) and
    what the call did to the models and tensors it was given (mode, parameters, hooks, modules
@@ -26,7 +26,6 @@ checks run only where the instructor's tools run the notebook (``grade``, ``vali
 from __future__ import annotations
 
 import builtins
-import functools
 import io
 import os
 import socket
@@ -214,30 +213,10 @@ def to_plain(value, encode_module, depth: int = 0):
 # Kernel side
 
 
-def names_used(obj) -> list:
-    """Global and attribute names the code of a function (or a class's own methods) refers to,
-    also in the functions and comprehensions nested in it: how the grader sees which library
-    functions it calls."""
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    obj = getattr(obj, "__func__", obj)
-    if isinstance(obj, type):
-        codes = [getattr(getattr(member, "__func__", member), "__code__", None) for member in vars(obj).values()]
-    else:
-        codes = [getattr(obj, "__code__", None)]
-    found, pending = set(), [code for code in codes if code is not None]
-    while pending:
-        code = pending.pop()
-        found.update(code.co_names)
-        pending.extend(constant for constant in code.co_consts if hasattr(constant, "co_names"))
-    return sorted(found)
-
-
 def describe(function) -> dict:
     return {"name": getattr(function, "__name__", type(function).__name__),
             "kind": "class" if isinstance(function, type) else "function",
-            "autograd_function": isinstance(function, type) and issubclass(function, torch.autograd.Function),
-            "names_used": names_used(function)}
+            "autograd_function": isinstance(function, type) and issubclass(function, torch.autograd.Function)}
 
 
 def _forward_and_gradient(function, x: torch.Tensor, incoming: torch.Tensor):

@@ -97,7 +97,49 @@ def cohort() -> dict:
     for name, (functions, _) in VISIBLE_MESSAGES.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    students["library_aliases"] = library_aliases_submission()
+    students["library_by_path"] = harness.edit_cell(harness.mutated_submission(ASSIGNMENT), "grad_cam",
+                                                    LIBRARY_BY_PATH)
     return students
+
+
+#: The blank release plus one-line aliases of the library (no library name in the code that the
+#: hidden checks call): the functions are pytorch-grad-cam's, reached through ``getattr``.
+LIBRARY_ALIASES = {
+    "activations_and_gradients": 'activations_and_gradients = getattr(library_cams, "library_" + "activations_and_gradients")',
+    "scale_cams": 'scale_cams = getattr(library_cams, "library_" + "scale_cams")',
+    "grad_cam": 'grad_cam = getattr(__import__("student_src.library_cams", fromlist=["x"]), "library_grad_cam")',
+}
+
+
+#: A grad_cam that looks for pytorch-grad-cam's files itself: its folder put first on sys.path again,
+#: then its module files loaded by path. Where graded functions run, that folder holds only the stub.
+LIBRARY_BY_PATH = '''
+def grad_cam(model, layer_name, x, targets=None):
+    import glob, importlib, importlib.util, sys, sysconfig
+    site = sysconfig.get_paths()["purelib"]
+    sys.path.insert(0, site)
+    for name in [n for n in sys.modules if n.startswith("pytorch_grad_cam")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    try:
+        from pytorch_grad_cam import GradCAM
+    except ImportError:
+        files = glob.glob(site + "/pytorch_grad_cam/**/grad_cam.py", recursive=True)
+        spec = importlib.util.spec_from_file_location("found_grad_cam", files[0])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        GradCAM = module.GradCAM
+    from student_src import library_cams
+    return library_cams.library_grad_cam(model, layer_name, x, targets)
+'''
+
+
+def library_aliases_submission():
+    notebook = harness.blank_submission(ASSIGNMENT)
+    for grade_id, alias in LIBRARY_ALIASES.items():
+        notebook = harness.edit_cell(notebook, grade_id, alias)
+    return notebook
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +202,25 @@ def test_a_hook_that_keeps_an_overwritten_output_loses_its_cells(graded):
 def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded, name):
     _, messages = VISIBLE_MESSAGES[name]
     harness.assert_loses_exactly_with_messages(graded, name, ASSIGNMENT, messages)
+
+
+def test_library_aliases_score_nothing(graded):
+    """Functions that are the library's under another name (the visible checks, which run in the
+    notebook's kernel, are fooled) fail every hidden check: where the graded functions run
+    (autograder/engine/check_kernel.py) pytorch-grad-cam cannot be imported. Only the channel
+    weights, written by hand, keep their cell."""
+    harness.assert_loses_exactly(graded, "library_aliases", ASSIGNMENT,
+                                 set(harness.points_of(ASSIGNMENT)) - {"test_gradcam_channel_weights"})
+    rows = graded["library_aliases"]
+    for cell in (*AAG_CELLS, *SCALE_CELLS, *GRAD_CAM_CELLS):
+        assert "ImportError: pytorch_grad_cam is not available where your functions are graded" in rows[cell].message, \
+            (cell, rows[cell].message)
+
+
+def test_library_files_cannot_be_reached_by_path(graded):
+    """Putting the library's folder first on sys.path again, or loading its files by path, finds
+    the stub the check kernel's sandbox mounts over the library: every grad_cam cell fails, the
+    other functions (the reference's) keep theirs."""
+    harness.assert_loses_exactly(graded, "library_by_path", ASSIGNMENT, set(GRAD_CAM_CELLS))
+    for cell in GRAD_CAM_CELLS:
+        assert "grad_cam" in graded["library_by_path"][cell].message, graded["library_by_path"][cell].message

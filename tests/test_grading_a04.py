@@ -65,7 +65,14 @@ def cohort() -> dict:
     for name, (functions, _) in VISIBLE_MESSAGES.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    students["library_calls"] = harness.mutated_submission(ASSIGNMENT, *LIBRARY_CALLS)
     return students
+
+
+#: pytorch-grad-cam's LayerCAM and scipy's spearmanr in place of the student's own code.
+LIBRARY_CALLS = (mutants.layer_cam__pytorch_grad_cam, mutants.spearman_rank_correlation__scipy)
+LIBRARY_CALL_LOSSES = {LAYER_CAM: "pytorch_grad_cam", LAYER_CAM_RELU: "pytorch_grad_cam",
+                       "test_spearman_rank_correlation": "scipy", "test_spearman_ties": "scipy"}
 
 
 @pytest.fixture(scope="module")
@@ -106,34 +113,15 @@ def test_the_pasted_helper_is_really_wrong():
     assert checks.rel_error(wrong, right) > 0.05
 
 
-def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks():
-    """LayerCAM from pytorch-grad-cam (through library_cam) or scipy's spearmanr is refused; the
-    library-backed Assignment 2 helpers, called by name as the notebook does, are not."""
-    import torch
-
-    from autograder.engine import check_server
-    from solutions import gradcam, layercam
-    from student_src import grading_client as hidden
-    from student_src import library_cams
-    from tests.grading_harness import notebook_namespace
-
-    check_server.ensure_running()  # the checks run there; this process plays the kernel
-
-    def layer_cam(model, layer_name, x, targets=None):
-        return library_cams.library_cam("LayerCAM", model, layer_name, x, targets)
-
-    with pytest.raises(hidden.HiddenCheckFailed, match="layer_cam calls .*library_cam"):
-        hidden.run("a04_beyond", "check_layer_cam_gradient_relu", layer_cam)
-
-    def spearman_rank_correlation(a, b):
-        from scipy.stats import spearmanr
-
-        return torch.tensor([spearmanr(u.flatten(), v.flatten()).statistic for u, v in zip(a, b)])
-
-    with pytest.raises(hidden.HiddenCheckFailed, match="spearmanr"):
-        hidden.run("a04_beyond", "check_spearman_rank_correlation", spearman_rank_correlation)
-    honest = notebook_namespace(gradcam, layercam)["layer_cam"]
-    hidden.run("a04_beyond", "check_layer_cam_gradient_relu", honest)  # honest code passes
+def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks(graded):
+    """LayerCAM from pytorch-grad-cam (through library_cam) and scipy's spearmanr pass the visible
+    checks (the notebook's kernel has the libraries) and fail the hidden ones: where the graded
+    functions run the libraries cannot be imported (autograder/engine/check_kernel.py). The
+    library-backed Assignment 2 helpers of the tools cell, which the checks replace, cost nothing."""
+    harness.assert_loses_exactly(graded, "library_calls", ASSIGNMENT, set(LIBRARY_CALL_LOSSES))
+    for cell, library in LIBRARY_CALL_LOSSES.items():
+        message = graded["library_calls"][cell].message
+        assert f"ImportError: {library} is not available where your functions are graded" in message, (cell, message)
 
 
 def test_correct_alternatives_get_full_autograded_marks(graded):

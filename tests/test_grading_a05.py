@@ -23,6 +23,7 @@ def cohort() -> dict:
         "wrong_layer_and_credit": harness.mutated_submission(ASSIGNMENT, *COMBINED_MUTANTS),
     }
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
+    students["captum"] = harness.mutated_submission(ASSIGNMENT, mutants.region_shapley__captum)
     return students
 
 
@@ -47,24 +48,11 @@ def test_correct_alternatives_get_full_autograded_marks(graded):
     harness.assert_alternatives_get_full_marks(graded, ASSIGNMENT, alternatives.ALTERNATIVES)
 
 
-def test_calling_captum_instead_of_implementing_fails_the_hidden_checks():
-    """captum's ShapleyValueSampling is refused by name; honest code passes."""
-    from autograder.engine import check_server
-    from solutions import shapley
-    from student_src import grading_client as hidden
-    from tests.grading_harness import notebook_namespace
-
-    check_server.ensure_running()
-
-    def region_shapley(model, x, target, regions, n_permutations=16, baseline=0.0, seed=0, batch_size=32):
-        from captum.attr import ShapleyValueSampling
-
-        attributions = ShapleyValueSampling(model).attribute(x, baselines=baseline, target=target,
-                                                             feature_mask=regions[None, None],
-                                                             n_samples=n_permutations)
-        return attributions
-
-    with pytest.raises(hidden.HiddenCheckFailed, match="ShapleyValueSampling|captum"):
-        hidden.run("a05_imagenet", "check_region_shapley_additive", region_shapley)
-    honest = notebook_namespace(shapley)["region_shapley"]
-    hidden.run("a05_imagenet", "check_region_shapley_additive", honest)
+def test_calling_captum_instead_of_implementing_fails_the_hidden_checks(graded):
+    """captum's ShapleyValueSampling cannot be imported where the graded functions run
+    (autograder/engine/check_kernel.py): every region_shapley cell fails, saying so."""
+    cells = {"test_region_shapley_additive", "test_region_shapley_efficiency", "test_region_shapley_pairs"}
+    harness.assert_loses_exactly(graded, "captum", ASSIGNMENT, cells)
+    for cell in cells:
+        message = graded["captum"][cell].message
+        assert "ImportError: captum is not available where your functions are graded" in message, (cell, message)

@@ -5,9 +5,7 @@ notebook's kernel (inside the sandbox). That connects to this server, which live
 that runs nbgrader (outside the sandbox) and:
 
 1. accepts only a real check: a ``check_*`` function of a module of ``autograder/engine/checks``;
-2. refuses functions whose code names a library entry point the assignment asks students to
-   write themselves (the module's ``FORBIDDEN_NAMES``), from the names the kernel reports;
-3. runs the check *here*, handing it one :class:`RemoteFunction` per student function. Calling
+2. runs the check *here*, handing it one :class:`RemoteFunction` per student function. Calling
    one sends the arguments (models, tensors, callbacks) to the kernel, which calls the student's
    function and sends back the result as plain data, read with ``torch.load(weights_only=True)``;
    what the call did to the models and tensors it was given is mirrored onto the objects here
@@ -15,7 +13,7 @@ that runs nbgrader (outside the sandbox) and:
    it always did; the call runs under the check's grad mode (a check may call inside
    ``torch.no_grad()``). Functions the check passes *to* the student's code (a recording ``cam_fn``,
    a reference helper) stay here: the kernel calls back;
-4. records the verdict under the cell that is running (:meth:`CheckServer.cell_started`, told
+3. records the verdict under the cell that is running (:meth:`CheckServer.cell_started`, told
    by the Execute preprocessor), and tells the kernel pass or fail, with the check's message.
 
 The reference solutions, the checks, the expected values: none of it leaves this process. What a
@@ -85,7 +83,6 @@ class RemoteFunction:
         self._session, self._index, self._attribute = session, index, attribute
         self.description = description
         self.__name__ = description.get("name", "function") + (f".{attribute}" if attribute else "")
-        self.names_used = set(description.get("names_used", ()))
         self.is_autograd_function = bool(description.get("autograd_function"))
         self._replaced_globals: dict = {}
 
@@ -395,29 +392,16 @@ def _check_function(module_name: str, check: str):
     return module, function
 
 
-def _shortcut(descriptions: list, forbidden) -> str | None:
-    for description in descriptions:
-        used = set(description.get("names_used", ())) & set(forbidden)
-        if used:
-            name = description.get("name", "your function")
-            return (f"{name} calls {', '.join(sorted(used))}: this assignment asks you to implement it "
-                    "yourself, not to call the library's version")
-    return None
-
-
 def run_check(connection: socket.socket, request) -> tuple[str, bool, str]:
     """Run the check ``request`` asks for over ``connection``; return (name, passed, message)."""
     if not isinstance(request, dict) or request.get("op") != "run":
         return "", False, "not a hidden-check request"
     module, check = request.get("module"), request.get("check")
     name = f"{module}.{check}"
-    checks_module, function = _check_function(module, check)
+    _, function = _check_function(module, check)
     if function is None:
         return name, False, f"there is no hidden check {name}"
     descriptions = [item for item in request.get("functions", []) if isinstance(item, dict)]
-    refused = _shortcut(descriptions, getattr(checks_module, "FORBIDDEN_NAMES", ()))
-    if refused:
-        return name, False, refused
     session = TrustedSession(connection)
     remote = [RemoteFunction(session, index, description) for index, description in enumerate(descriptions)]
     try:

@@ -2,7 +2,9 @@
 
 - :class:`ExecuteWithTrustedChecks` is nbgrader's ``Execute`` with the hidden checks' server
   (``check_server``) running in this process, outside the kernel: it tells the server which cell
-  runs, and keeps the server's verdicts per cell in ``resources``.
+  runs, and keeps the server's verdicts per cell in ``resources``. With ``check_kernel_name`` set
+  (the grader sets it), the hidden lines run in a second kernel that has the student's functions
+  and not the libraries they must not use (``check_kernel``).
 - :class:`ScoreTestCells` decides each autograded test cell from those verdicts: the cell keeps
   its points only if it ran to the end without an error *and* every hidden check its source
   names passed on the trusted side while it ran. What the notebook printed counts for nothing:
@@ -26,8 +28,9 @@ from queue import Empty
 import nbformat
 from jupyter_core.utils import ensure_async
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Unicode
 
-from autograder.engine import check_server
+from autograder.engine import check_kernel, check_server
 
 VERDICTS = "xai_kit_verdicts"
 INSTRUCTOR_PATHS = re.compile(r"[/\\](autograder|solutions)[/\\][\w/\\.-]*\.py")
@@ -54,18 +57,50 @@ class ExecuteWithTrustedChecks(Execute):
     """
 
     interrupt_grace_seconds = 10
+    check_kernel_name = Unicode("", help="Kernel for the hidden lines of the test cells (``check_kernel``); "
+                                "empty: they run in the notebook's own kernel").tag(config=True)
+    check_kernel_sandbox = Unicode("", help="JSON of the check kernels' sandbox.SandboxLayout (ipc transport); "
+                                   "empty without a sandbox").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         server = check_server.ensure_running()  # before the kernel starts: it inherits the address
         server.reset()
-        nb, resources = super().preprocess(nb, resources, km)
+        self._check_kernel = None
+        if self.check_kernel_name:
+            path = (resources or {}).get("metadata", {}).get("path") or "."
+            self._check_kernel = check_kernel.CheckKernel(self.check_kernel_name, path, self.timeout,
+                                                          self.startup_timeout, self.check_kernel_sandbox, self.log)
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        finally:
+            if self._check_kernel is not None:
+                self._check_kernel.shutdown()
+                self._check_kernel = None
         resources[VERDICTS] = server.snapshot()
         server.reset()
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
         check_server.ensure_running().cell_started(index)
-        return super().preprocess_cell(cell, resources, index)
+        checker = getattr(self, "_check_kernel", None)
+        if checker is None:
+            return super().preprocess_cell(cell, resources, index)
+        kind = check_kernel.role(cell)
+        if kind != "test":
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            if kind == "function":
+                checker.run_function_cell(cell.source)
+            return cell, resources
+        full = cell.source
+        visible, hidden_lines = check_kernel.split_hidden(full)
+        cell.source = visible
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        finally:
+            cell.source = full
+        if not any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            cell.outputs.extend(checker.run_hidden(hidden_lines))
+        return cell, resources
 
     async def _async_handle_timeout(self, timeout, cell=None):
         reply = await super()._async_handle_timeout(timeout, cell)  # interrupts the kernel

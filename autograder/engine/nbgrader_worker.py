@@ -39,6 +39,8 @@ from pathlib import Path
 from autograder.engine import isolated_python
 
 COMMANDS = ("autograde", "generate_feedback", "generate_assignment")
+#: The kernelspec of the check kernels (``check_kernel``): the hidden lines of the test cells run there.
+CHECK_KERNEL_NAME = "xai-checks"
 
 
 class WorkerError(RuntimeError):
@@ -204,14 +206,41 @@ class NbgraderWorker:
             self.kill()
 
 
-def _start_prewarmed_kernels(runtime: Path, config) -> int:
-    """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``);
-    return the zygote's pid (it dies with this process: same process group)."""
-    from autograder.engine import prewarmed_kernel
+def _start_prewarmed_kernels(runtime: Path, config) -> set[int]:
+    """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``),
+    and their hidden checks in check kernels forked from a second one (``check_kernel``; no
+    sandbox: the library stubs are only first on ``sys.path``); return the zygotes' pids (they
+    die with this process: same process group)."""
+    from autograder.engine import check_kernel, prewarmed_kernel
 
     zygote = prewarmed_kernel.activate(runtime)
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
-    return zygote.pid
+    runtime = Path(os.environ[prewarmed_kernel.ZYGOTE_ENV]).parent
+    stubs = check_kernel.write_stub_packages(runtime / "library-stubs")
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stubs), environment.get("PYTHONPATH")]))
+    checks = prewarmed_kernel.activate_check_kernel(runtime, environment, name=CHECK_KERNEL_NAME)
+    config.ExecuteWithTrustedChecks.check_kernel_name = CHECK_KERNEL_NAME
+    return {zygote.pid, checks.pid}
+
+
+def _install_plain_check_kernel(runtime: Path, config) -> None:
+    """Without pre-warmed kernels and without a sandbox: the check kernel is an ordinary kernel
+    with the library stubs first on its ``sys.path`` (``check_kernel``)."""
+    import json
+
+    from autograder.engine import check_kernel
+
+    runtime.mkdir(parents=True, exist_ok=True)
+    stubs = check_kernel.write_stub_packages(runtime / "library-stubs")
+    folder = runtime / "jupyter" / "kernels" / CHECK_KERNEL_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")]))
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (hidden checks)", "language": "python", "env": {"PYTHONPATH": path}}))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(runtime / "jupyter"), os.environ.get("JUPYTER_PATH")]))
+    config.ExecuteWithTrustedChecks.check_kernel_name = CHECK_KERNEL_NAME
 
 
 def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None, prewarm: bool,
@@ -224,21 +253,35 @@ def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None,
     sandbox's handoff folder; connection files go to this process's TMPDIR, bound read-only. The
     kernels' only code of the kit is a copy of ``sandbox.KERNEL_CODE`` taken from ``code`` (the
     worker's private copy; the checkout if not given): ``solutions`` and the checks are not in it.
+
+    The hidden checks run in check kernels (``check_kernel``) of a second sandbox, forked from a
+    second zygote: that sandbox alone has the checks' socket, and the libraries the assignments
+    ask students to write are covered there (``sandbox.bwrap_command``'s ``masked``). The
+    notebook kernels' sandbox has no socket of the checks.
     """
     import tempfile
 
-    from autograder.engine import prewarmed_kernel, sandbox
+    from autograder.engine import check_kernel, prewarmed_kernel, sandbox
     from autograder.authoring.source_format import REPO_ROOT
 
-    layout = sandbox.make_layout(memory_mb, root=sandbox_root)
-    code = sandbox.kernel_code_copy(Path(layout.root) / "code", Path(code) if code is not None else REPO_ROOT)
+    sandbox_root = Path(sandbox_root)
+    layout = sandbox.make_layout(memory_mb, root=sandbox_root / "nb")
+    checks_layout = sandbox.make_layout(memory_mb, root=sandbox_root / "ck")
+    code = sandbox.kernel_code_copy(sandbox_root / "code", Path(code) if code is not None else REPO_ROOT)
+    stubs = check_kernel.write_stub_packages(sandbox_root / "library-stubs")
+    masked = {real: stubs / name for name, real in check_kernel.installed_package_folders().items()}
     os.environ["PYTHONPATH"] = str(code)  # the kernels' only code of the kit: no checks, no solutions
     os.environ["TMPDIR"] = layout.connections
     tempfile.tempdir = None  # forget the folder tempfile has already chosen
     config.KernelManager.transport = "ipc"
     config.KernelManager.ip = layout.ipc_prefix
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
-    prewarmed_kernel.activate(runtime, sandbox_layout=layout, code=code, preimport=prewarm)
+    prewarmed_kernel.activate(runtime, sandbox_layout=layout, code=code, preimport=prewarm, check_socket=False)
+    runtime = Path(os.environ[prewarmed_kernel.ZYGOTE_ENV]).parent
+    prewarmed_kernel.activate_check_kernel(runtime, dict(os.environ), sandbox_layout=checks_layout, code=code,
+                                           preimport=prewarm, masked=masked, name=CHECK_KERNEL_NAME)
+    config.ExecuteWithTrustedChecks.check_kernel_name = CHECK_KERNEL_NAME
+    config.ExecuteWithTrustedChecks.check_kernel_sandbox = checks_layout.to_env()
 
 
 def _reserve_check_socket() -> None:
@@ -322,7 +365,11 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
         _start_sandbox(sandbox_root, code, memory_mb, prewarm, runtime, config_for_prewarm)
     else:
         _become_subreaper()
-        keep = {_start_prewarmed_kernels(runtime, config_for_prewarm)} if prewarm else set()
+        if prewarm:
+            keep = _start_prewarmed_kernels(runtime, config_for_prewarm)
+        else:
+            keep = set()
+            _install_plain_check_kernel(runtime, config_for_prewarm)
     from nbgrader.apps import NbGraderAPI
     from traitlets.config.loader import PyFileConfigLoader
 

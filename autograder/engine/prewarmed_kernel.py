@@ -44,14 +44,17 @@ PREIMPORTS = ("numpy", "torch", "torchvision", "matplotlib.pyplot", "pytorch_gra
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
-def install_kernelspec(jupyter_dir: Path, script: Path | None = None) -> Path:
-    """Write the ``xai-prewarmed`` kernelspec under ``jupyter_dir/kernels/``; put ``jupyter_dir``
-    on ``JUPYTER_PATH`` to make it visible. Returns the kernelspec folder.
+def install_kernelspec(jupyter_dir: Path, script: Path | None = None, name: str = KERNEL_NAME,
+                       env: dict | None = None) -> Path:
+    """Write the ``name`` kernelspec (default ``xai-prewarmed``) under ``jupyter_dir/kernels/``; put
+    ``jupyter_dir`` on ``JUPYTER_PATH`` to make it visible. Returns the kernelspec folder.
 
     ``script``: this file, as the launcher runs it (default: where this module was loaded from).
-    Kernels keep their input history in memory (as nbgrader asks of ``python3`` kernels).
+    ``env``: variables the launcher gets on top of the caller's (another zygote, another sandbox:
+    the check kernel's). Kernels keep their input history in memory (as nbgrader asks of
+    ``python3`` kernels).
     """
-    folder = Path(jupyter_dir) / "kernels" / KERNEL_NAME
+    folder = Path(jupyter_dir) / "kernels" / name
     folder.mkdir(parents=True, exist_ok=True)
     # The launcher runs this file as a script: it needs only the standard library, whatever the
     # kernel's working directory and PYTHONPATH.
@@ -60,6 +63,8 @@ def install_kernelspec(jupyter_dir: Path, script: Path | None = None) -> Path:
                      "--HistoryManager.hist_file=:memory:"],
             "display_name": "Python 3 (pre-warmed for grading)", "language": "python",
             "interrupt_mode": "signal", "metadata": {"debugger": False}}
+    if env:
+        spec["env"] = dict(env)
     (folder / "kernel.json").write_text(json.dumps(spec, indent=1))
     return folder
 
@@ -364,7 +369,10 @@ def _preimport() -> None:
     backend_was_set = "MPLBACKEND" in os.environ
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     for name in PREIMPORTS:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # hidden from this sandbox (the check kernel's: ``check_kernel``)
+            pass
     if not backend_was_set:
         del os.environ["MPLBACKEND"]
 
@@ -400,13 +408,14 @@ def listening_socket(address: str) -> socket.socket:
 
 
 def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, code: Path | None = None,
-                 preimport: bool = True):
+                 preimport: bool = True, check_socket: bool = True, masked: dict | None = None):
     """Start a zygote listening at ``address`` (same session and process group as the caller).
 
     The socket listens before this returns (this process binds it and hands it over), so a
     kernel started right after is forked, not started plain. ``sandbox_layout`` (with ``code``,
     the private code copy the zygote runs from): run the zygote in bwrap (``sandbox``); the
-    socket itself stays outside, only its open descriptor goes in.
+    socket itself stays outside, only its open descriptor goes in. ``check_socket``, ``masked``:
+    see ``sandbox.bwrap_command``.
     """
     import subprocess
 
@@ -418,14 +427,16 @@ def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, cod
     if sandbox_layout is not None:
         from autograder.engine import sandbox
 
-        program = sandbox.bwrap_command(program, sandbox_layout, code, dict(os.environ if env is None else env))
+        program = sandbox.bwrap_command(program, sandbox_layout, code, dict(os.environ if env is None else env),
+                                        check_socket=check_socket, masked=masked)
     try:
         return subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL, pass_fds=[listener.fileno()])
     finally:
         listener.close()
 
 
-def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preimport: bool = True):
+def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preimport: bool = True,
+             check_socket: bool = True):
     """In this process: make the ``xai-prewarmed`` kernelspec visible (``JUPYTER_PATH``), start a
     zygote with this process's environment and point kernels at it; return the zygote's Popen.
     ``runtime`` holds the kernelspec (kept if already there) and the socket. ``sandbox_layout``,
@@ -447,7 +458,30 @@ def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preim
         from autograder.engine import sandbox
 
         os.environ[sandbox.SANDBOX_ENV] = sandbox_layout.to_env()
-    return start_zygote(str(address), sandbox_layout=sandbox_layout, code=code, preimport=preimport)
+    return start_zygote(str(address), sandbox_layout=sandbox_layout, code=code, preimport=preimport,
+                        check_socket=check_socket)
+
+
+def activate_check_kernel(runtime: Path, environment: dict, sandbox_layout=None, code: Path | None = None,
+                          preimport: bool = True, masked: dict | None = None, name: str = "xai-checks"):
+    """A second zygote and kernelspec ``name`` for the check kernel (``check_kernel``): its
+    launcher is told (kernelspec ``env``) to use this zygote and ``sandbox_layout``; ``environment``
+    is the zygote's (its ``PYTHONPATH`` may put the library stubs first); ``masked``: library
+    folders covered in its sandbox. This process's own variables are left as they are. Call it
+    after :func:`activate` (which chooses ``runtime`` and makes the kernelspecs visible)."""
+    runtime = Path(runtime)
+    address = runtime / f"zygote-checks-{os.getpid()}.sock"
+    address.unlink(missing_ok=True)
+    env = {ZYGOTE_ENV: str(address)}
+    if environment.get("PYTHONPATH"):
+        env["PYTHONPATH"] = environment["PYTHONPATH"]
+    if sandbox_layout is not None:
+        from autograder.engine import sandbox
+
+        env[sandbox.SANDBOX_ENV] = sandbox_layout.to_env()
+    install_kernelspec(runtime / "jupyter", name=name, env=env)
+    return start_zygote(str(address), env=environment, sandbox_layout=sandbox_layout, code=code,
+                        preimport=preimport, check_socket=True, masked=masked)
 
 
 def main(argv=None) -> int:

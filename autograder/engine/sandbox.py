@@ -196,18 +196,28 @@ def _etc_binds(layout: SandboxLayout) -> list[str]:
     return options
 
 
-def _grading_binds(layout: SandboxLayout, code: Path, env: dict) -> list[str]:
+def _grading_binds(layout: SandboxLayout, code: Path, env: dict, check_socket: bool) -> list[str]:
     """The grader's code copy and the data (read-only), the connection files (read-only), the
-    jobs and handoff folders (writable), the trusted check socket's folder (read-only)."""
+    jobs and handoff folders (writable), and with ``check_socket`` the trusted check socket's
+    folder (read-only: the check kernel's sandbox only)."""
     from student_src import assets
 
     options = ["--ro-bind", str(code), str(code), "--ro-bind", layout.connections, layout.connections,
                "--bind", layout.jobs, layout.jobs, "--bind", layout.handoff, layout.handoff]
     data = env.get(assets.DATA_DIR_ENV) or str(assets.data_dir())
     options += ["--ro-bind-try", data, data]
-    if env.get(CHECK_SOCKET_ENV):
+    if check_socket and env.get(CHECK_SOCKET_ENV):
         folder = str(Path(env[CHECK_SOCKET_ENV]).parent)
         options += ["--ro-bind", folder, folder]
+    return options
+
+
+def _masks(masked: dict) -> list[str]:
+    """``{real path: replacement}``: each library folder (or module file) covered, read-only, by
+    the replacement (``check_kernel.write_stub_packages``): the real files are not reachable."""
+    options = []
+    for real, replacement in sorted(masked.items()):
+        options += ["--ro-bind", str(replacement), str(real)]
     return options
 
 
@@ -221,14 +231,21 @@ def sandbox_environment(env: dict) -> dict:
     return kept
 
 
-def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: dict) -> list[str]:
+def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: dict, check_socket: bool = True,
+                  masked: dict | None = None) -> list[str]:
     """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with the
-    allow-listed part of ``env`` plus :data:`SANDBOX_ENV` as its only environment."""
+    allow-listed part of ``env`` plus :data:`SANDBOX_ENV` as its only environment.
+
+    ``check_socket``: bind the hidden checks' socket folder (the check kernel's sandbox; not the
+    notebook kernel's). ``masked``: ``{real path: replacement}`` mounted over library folders."""
     environment = sandbox_environment(env) | {SANDBOX_ENV: layout.to_env()}
+    if not check_socket:
+        environment.pop(CHECK_SOCKET_ENV, None)
     # The private /tmp and HOME first: a later bind under them (a venv or checkout in /tmp) stays
-    # visible; made after them, the tmpfs would hide it.
+    # visible; made after them, the tmpfs would hide it. The masks last: over the system binds.
     options = ["bwrap", *_namespace_options(), *_private_folders(), *_system_binds(), *_etc_binds(layout),
-               *_grading_binds(layout, Path(code), env), "--remount-ro", "/", "--chdir", "/", "--clearenv"]
+               *_grading_binds(layout, Path(code), env, check_socket), *_masks(masked or {}),
+               "--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for name, value in environment.items():
         options += ["--setenv", name, value]
     return [*options, "--", *program]

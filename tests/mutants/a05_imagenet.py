@@ -78,6 +78,16 @@ def region_shapley__no_subtraction(model, x, target, regions, n_permutations=16,
                         for order in orders]).mean(dim=0)
 
 
+def region_shapley__captum(model, x, target, regions, n_permutations=16, baseline=0.0, seed=0, batch_size=32):
+    """captum's estimator instead of the student's own (not in MUTANTS: in this process captum is
+    there; where graded functions run it cannot be imported: tests/test_grading_a05.py)."""
+    from captum.attr import ShapleyValueSampling
+
+    attributions = ShapleyValueSampling(model).attribute(x, baselines=baseline, target=target,
+                                                         feature_mask=regions[None, None], n_samples=n_permutations)
+    return attributions
+
+
 _SHAPLEY_CHECKS = frozenset({"check_region_shapley_additive", "check_region_shapley_efficiency",
                              "check_region_shapley_sampling"})
 #: mutant -> the checks of ``autograder.engine.checks.a05_imagenet`` it must fail (and no other).

@@ -329,7 +329,7 @@ hidden.run("a03_guided", "check_guided_backprop_no_side_effects", guided_backpro
 # cell is not graded, and the tests below give `guided_grad_cam` its Grad-CAM through `cam_fn`,
 # so a mistake in Assignment 2 does not cost points here again.
 
-# %% [code] id=grad_cam_for_guided
+# %% [code] id=tools_from_assignment_2
 # Your Assignment 2 grad_cam(model, layer_name, x, targets=None) -> maps (B, H, W) in [0, 1],
 # or the library's:
 from student_src.library_cams import library_grad_cam as grad_cam

@@ -356,7 +356,8 @@ CHECKS = (
     check_guided_grad_cam_upsamples,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.engine.check_server``).
-#: (guided_grad_cam may call a library Grad-CAM: that is Assignment 2's job, passed as ``grad_cam``.)
-FORBIDDEN_NAMES = ("captum", "GuidedBackprop", "Saliency", "GuidedBackpropReLUModel", "deprocess_image",
-                   "library_guided_backprop", "GuidedBackpropReLU")
+#: Libraries that would do the student's job (captum's saliency and guided backprop,
+#: pytorch-grad-cam's GuidedBackpropReLUModel and deprocess_image): not importable where the graded
+#: functions run (``autograder.engine.check_kernel``). The checks give guided_grad_cam its Grad-CAM
+#: through ``cam_fn``.
+HIDDEN_LIBRARIES = ("captum", "pytorch_grad_cam")

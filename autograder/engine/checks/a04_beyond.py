@@ -399,10 +399,8 @@ CHECKS = (
     check_cascading_randomization_leaves_model,
 )
 
-#: Library entry points that would do the student's job (see ``autograder.engine.check_server``): LayerCAM itself
-#: (``library_cam`` runs any pytorch-grad-cam method), scipy's rank correlation, and the library-backed
-#: curves of ``student_src.library_metrics`` (Assignment 5's fallbacks). The Assignment 2
-#: helpers (``activations_and_gradients``, ``scale_cams``, library-backed by default) are allowed.
-FORBIDDEN_NAMES = ("pytorch_grad_cam", "LayerCAM", "library_cam", "scipy", "spearmanr", "rankdata",
-                   "library_deletion_curve", "library_insertion_curve", "library_area_under_curve",
-                   "PerturbationConfidenceMetric")
+#: Libraries that would do the student's job (pytorch-grad-cam's LayerCAM and perturbation metrics,
+#: scipy's spearmanr and rankdata): not importable where the graded functions run
+#: (``autograder.engine.check_kernel``). The checks hand layer_cam the Assignment 2 helpers it
+#: builds on (``checks.globals_replaced``).
+HIDDEN_LIBRARIES = ("pytorch_grad_cam", "scipy")

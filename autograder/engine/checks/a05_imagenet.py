@@ -217,6 +217,7 @@ CHECKS = (
     check_region_shapley_sampling,
 )
 
-#: Library entry points that would do the student's job: captum's Shapley estimators (and SHAP's),
-#: and the grader's exact enumeration.
-FORBIDDEN_NAMES = ("captum", "ShapleyValueSampling", "ShapleyValues", "KernelShap", "shap", "exact_region_shapley")
+#: Libraries that would do the student's job (captum's and SHAP's Shapley estimators): not
+#: importable where the graded functions run (``autograder.engine.check_kernel``). The exact
+#: enumeration is the grader's (``solutions.shapley``), never in a kernel.
+HIDDEN_LIBRARIES = ("captum", "shap")

@@ -1,0 +1,210 @@
+"""The check kernel: the second kernel of a graded notebook, where the hidden checks call its functions.
+
+Why a second kernel. An assignment that asks students to write Grad-CAM cannot let the graded
+function call pytorch-grad-cam's. Looking for library names in the student's code is no
+boundary (``getattr(library_cams, "library_" + "grad_cam")`` has no name to see, and a correct
+helper that happens to be called ``rankdata`` is refused); and the notebook itself needs the
+libraries, for the comparisons of its visible tests and for its figures. So every graded notebook
+runs in two kernels, both sandboxed:
+
+- the **notebook kernel** runs every cell as nbgrader would, hidden lines of the test cells
+  excepted. The libraries are there; the hidden checks' server is not (no socket, no address):
+  nothing this kernel does reaches a verdict;
+- the **check kernel** runs only what the student's functions are made of: the set-up cell, the
+  cells that bring in the tools of earlier assignments (ids starting with ``tools_``) and every
+  solution cell, each when the notebook reaches it, and then, in each test cell, the hidden lines
+  (``hidden.run(...)``). The libraries that the assignments ask students to write themselves
+  (:func:`hidden_libraries`: the ``HIDDEN_LIBRARIES`` of every module of
+  ``autograder/engine/checks``) cannot be imported there: in the bubblewrap sandbox their package
+  folders are replaced by a package that raises ``ImportError`` (a mount: nothing the kernel does
+  brings the real files back), and the zygote it is forked from never imported them. Without a
+  sandbox (``--sandbox none``, trusted submissions only) the same package is first on
+  ``sys.path``, which a notebook could undo, like everything else in that mode.
+
+So a graded function that uses the library, under any name, fails its hidden checks with the
+``ImportError``; a correct one passes whatever its names.
+
+The cell roles are nbgrader's metadata (``solution``, ``grade_id``) and the cell's id
+(``tools_*``). What the check kernel prints is dropped, except for the hidden lines of a test
+cell: their output (a failed check's message) is added to that cell's outputs, so the feedback
+shows it. A check kernel that dies or runs out of time is started again and the cells it had run
+are run again before the next hidden lines.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pkgutil
+import re
+from pathlib import Path
+
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+TOOLS_CELL_ID = re.compile(r"^tools_")
+STUB_SOURCE = '''"""Not available here: the grader hides this library where your functions are graded."""
+raise ImportError(
+    "{name} is not available where your functions are graded: the assignment asks you to write "
+    "this method yourself, so your graded functions must not use {name} (its visible tests and "
+    "figures may)")
+'''
+
+
+def hidden_libraries() -> tuple[str, ...]:
+    """Top-level import names of the libraries no graded function may use: the union of the
+    ``HIDDEN_LIBRARIES`` of the check modules (one per assignment; all five share one check kernel)."""
+    import autograder.engine.checks
+
+    names: set[str] = set()
+    for info in pkgutil.iter_modules(autograder.engine.checks.__path__):
+        module = importlib.import_module(f"autograder.engine.checks.{info.name}")
+        names.update(getattr(module, "HIDDEN_LIBRARIES", ()))
+    return tuple(sorted(names))
+
+
+def installed_package_folders(names=None) -> dict[str, str]:
+    """``{name: folder}`` of the hidden libraries installed here (a package's folder, or a module's
+    file), as this Python finds them: what the sandbox must cover."""
+    found = {}
+    for name in hidden_libraries() if names is None else names:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            for folder in spec.submodule_search_locations:
+                found[name] = str(Path(folder).resolve())
+        elif spec.origin:
+            found[name] = str(Path(spec.origin).resolve())
+    return found
+
+
+def write_stub_packages(folder: Path, names=None) -> Path:
+    """Write, under ``folder``, a package per hidden library whose import raises ``ImportError``
+    with a message for the student; return ``folder`` (put it first on ``sys.path``, or mount each
+    package over the real one)."""
+    folder = Path(folder)
+    for name in hidden_libraries() if names is None else names:
+        package = folder / name
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text(STUB_SOURCE.format(name=name))
+    return folder
+
+
+def split_hidden(source: str) -> tuple[str, str]:
+    """``(visible, hidden)``: a test cell's source without its hidden block, and that block's lines."""
+    if BEGIN_HIDDEN not in source:
+        return source, ""
+    before, _, rest = source.partition(BEGIN_HIDDEN)
+    hidden, _, after = rest.partition(END_HIDDEN)
+    return before + after, hidden.strip("\n")
+
+
+def role(cell) -> str:
+    """What a cell is to the check kernel: ``"function"`` (run there too: set-up, tools, solution),
+    ``"test"`` (a graded test cell: its hidden lines run there), or ``"notebook"`` (only in the
+    notebook kernel)."""
+    if cell.get("cell_type") != "code":
+        return "notebook"
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    if meta.get("solution") or meta.get("grade_id") == "setup" or TOOLS_CELL_ID.match(str(cell.get("id", ""))):
+        return "function"
+    if meta.get("grade") and BEGIN_HIDDEN in cell.get("source", ""):
+        return "test"
+    return "notebook"
+
+
+class CheckKernel:
+    """A kernel of ``kernel_name`` started in ``cwd``, fed code cell by cell.
+
+    :meth:`run_function_cell` runs a set-up, tools or solution cell and keeps its source, so
+    that :meth:`run_hidden` can start the kernel again and replay them after a death or a time-out.
+    ``timeout``: seconds per cell, as the notebook kernel's."""
+
+    def __init__(self, kernel_name: str, cwd: str, timeout: float | None, startup_timeout: float = 120,
+                 sandbox_layout: str = "", log=None):
+        self.kernel_name, self.cwd, self.timeout = kernel_name, cwd, timeout
+        self.sandbox_layout = sandbox_layout  # JSON of its sandbox.SandboxLayout, "" without a sandbox
+        self.startup_timeout = startup_timeout
+        self.log = log
+        self.replay: list[str] = []
+        self.km = self.kc = None
+        self.healthy = False
+
+    def start(self) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name=self.kernel_name)
+        if self.sandbox_layout:
+            # ZMQ over ipc sockets in the check sandbox's handoff folder, the connection file in
+            # its connections folder (bound read-only there), as for the notebook's kernel.
+            import json
+            import uuid
+
+            from autograder.engine.sandbox import SandboxLayout
+
+            layout = SandboxLayout(**json.loads(self.sandbox_layout))
+            self.km.transport, self.km.ip = "ipc", layout.ipc_prefix
+            self.km.connection_file = str(Path(layout.connections) / f"kernel-{uuid.uuid4().hex}.json")
+        self.km.start_kernel(cwd=self.cwd)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=self.startup_timeout)
+        self.healthy = True
+
+    def shutdown(self) -> None:
+        try:
+            if self.kc is not None:
+                self.kc.stop_channels()
+            if self.km is not None:
+                self.km.shutdown_kernel(now=True)
+        finally:
+            self.km = self.kc = None
+            self.healthy = False
+
+    def _execute(self, code: str) -> tuple[list, bool]:
+        """Run ``code``; return (its outputs as nbformat outputs, whether it finished in time).
+        A cell over its time is interrupted, and the kernel is marked for a restart."""
+        import nbformat
+
+        outputs: list = []
+
+        def keep(message):
+            kind = message["msg_type"]
+            if kind in ("stream", "display_data", "execute_result", "error"):
+                outputs.append(nbformat.v4.output_from_msg(message))
+
+        try:
+            self.kc.execute_interactive(code, store_history=False, allow_stdin=False, timeout=self.timeout,
+                                        output_hook=keep)
+        except TimeoutError:
+            self.healthy = False
+            return outputs, False
+        return outputs, True
+
+    def _ensure_ready(self) -> None:
+        if self.healthy and self.km is not None and self.km.is_alive():
+            return
+        if self.km is not None:
+            self.shutdown()
+        self.start()
+        for code in self.replay:
+            self._execute(code)
+
+    def run_function_cell(self, source: str) -> None:
+        """Run a set-up, tools or solution cell (its output and errors are the notebook kernel's
+        business: dropped here) and remember it for a replay."""
+        self.replay.append(source)
+        self._ensure_ready()
+        self._execute(source)
+
+    def run_hidden(self, source: str) -> list:
+        """Run a test cell's hidden lines; return the outputs to add to the cell (an error output
+        when the kernel could not run them in time)."""
+        import nbformat
+
+        self._ensure_ready()
+        outputs, finished = self._execute(source)
+        if not finished:
+            outputs.append(nbformat.v4.new_output(
+                "error", ename="CellTimeoutError",
+                evalue=f"the hidden checks of this cell did not finish within {self.timeout} s",
+                traceback=[f"CellTimeoutError: the hidden checks did not finish within {self.timeout} s"]))
+        return outputs
