@@ -207,11 +207,11 @@ def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded,
 def test_library_aliases_score_nothing(graded):
     """Functions that are the library's under another name (the visible checks, which run in the
     notebook's kernel, are fooled) fail every hidden check: where the graded functions run
-    (autograder/engine/check_kernel.py) pytorch-grad-cam cannot be imported. Only the channel
-    weights, written by hand, keep their cell."""
-    harness.assert_loses_exactly(graded, "library_aliases", ASSIGNMENT,
-                                 set(harness.points_of(ASSIGNMENT)) - {"test_gradcam_channel_weights"})
+    (autograder/engine/check_kernel.py) pytorch-grad-cam cannot be imported. (The channel weights
+    stay the release's stub.)"""
+    harness.assert_loses_exactly(graded, "library_aliases", ASSIGNMENT, set(harness.points_of(ASSIGNMENT)))
     rows = graded["library_aliases"]
+    assert rows[harness.TOTAL_ITEM].score == 0
     for cell in (*AAG_CELLS, *SCALE_CELLS, *GRAD_CAM_CELLS):
         assert "ImportError: pytorch_grad_cam is not available where your functions are graded" in rows[cell].message, \
             (cell, rows[cell].message)

@@ -71,8 +71,12 @@ def cohort() -> dict:
 
 #: pytorch-grad-cam's LayerCAM and scipy's spearmanr in place of the student's own code.
 LIBRARY_CALLS = (mutants.layer_cam__pytorch_grad_cam, mutants.spearman_rank_correlation__scipy)
+#: The cells each loses, and the library its message names (None: a visible check fails first:
+#: scipy gives NaN for a constant map). cascading_randomization is the reference's, but it ranks
+#: with the student's spearman_rank_correlation, as the notebook asks.
 LIBRARY_CALL_LOSSES = {LAYER_CAM: "pytorch_grad_cam", LAYER_CAM_RELU: "pytorch_grad_cam",
-                       "test_spearman_rank_correlation": "scipy", "test_spearman_ties": "scipy"}
+                       "test_spearman_rank_correlation": "scipy", "test_spearman_ties": None,
+                       "test_cascading_randomization": None, "test_cascading_randomization_leaves_model": "scipy"}
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +124,8 @@ def test_calling_the_library_instead_of_implementing_fails_the_hidden_checks(gra
     library-backed Assignment 2 helpers of the tools cell, which the checks replace, cost nothing."""
     harness.assert_loses_exactly(graded, "library_calls", ASSIGNMENT, set(LIBRARY_CALL_LOSSES))
     for cell, library in LIBRARY_CALL_LOSSES.items():
+        if library is None:
+            continue
         message = graded["library_calls"][cell].message
         assert f"ImportError: {library} is not available where your functions are graded" in message, (cell, message)
 

@@ -9,7 +9,7 @@ How it works:
    nbgrader from that copy, and only if its bytes are unchanged (``submissions.hand_in``).
 2. A *template* nbgrader course is built once in a temporary folder (sources from
    ``autograder/authoring/assignments``, ``generate_assignment`` into its gradebook).
-3. Students are split over N workers. Each worker owns a copy of the template course (its own
+3. Notebooks are split over N workers, the costliest assignments first. Each worker owns a copy of the template course (its own
    gradebook, so no two processes write one SQLite file), a private copy of the grader code and
    its own IPython/Jupyter folders (``grader_files``), and one long-lived nbgrader process
    (``nbgrader_worker``: nbgrader's start-up is paid once, not per notebook; kernels are forked
@@ -234,8 +234,8 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
           limits: Limits | None = None, prewarmed_kernels: bool = True, sandbox: str = "bwrap") -> list[Row]:
     """Grade every student in ``directory``; write ``out/grades.csv`` and ``out/feedback/``; return the rows.
 
-    ``jobs`` workers grade students side by side, each in its own course folder; one student's
-    notebooks are all graded by the same worker. With more than one worker, every kernel is
+    ``jobs`` workers grade notebooks side by side, each in its own course folder; one student's
+    notebooks may go to different workers. With more than one worker, every kernel is
     pinned to one thread (two kernels fighting over both cores are slower than one each).
     ``prewarmed_kernels``: run each notebook in a kernel forked from a process that has already
     imported torch and the other heavy libraries (``prewarmed_kernel``); False for plain kernels.
@@ -290,11 +290,11 @@ def grade_in_workers(submissions: list[Submission], assignments, template: Path,
     while the worker's gradebook and folders hold that notebook's results. A worker that fails
     is reported on stderr; the others go on (its notebooks get no call)."""
     limits = limits or Limits()
-    jobs = max(1, min(jobs, len(submissions) or 1))
-    students: queue.Queue = queue.Queue()
-    for submission in submissions:
-        students.put(submission)
-    bar = _progress_bar(sum(len(s.notebooks) for s in submissions), progress)
+    notebooks: queue.Queue = queue.Queue()
+    for pair in notebooks_longest_first(submissions, assignments):
+        notebooks.put(pair)
+    jobs = max(1, min(jobs, notebooks.qsize() or 1))
+    bar = _progress_bar(notebooks.qsize(), progress)
 
     def work(worker: int) -> None:
         # Own course folder (gradebook), own copy of the grader code, own Jupyter/IPython folders.
@@ -307,15 +307,12 @@ def grade_in_workers(submissions: list[Submission], assignments, template: Path,
                             code=code) as nbgrader:
             while True:
                 try:
-                    submission = students.get_nowait()
+                    submission, assignment = notebooks.get_nowait()
                 except queue.Empty:
                     return
-                for assignment in assignments:
-                    if assignment not in submission.notebooks:
-                        continue
-                    note = _grade_one(nbgrader, submission, assignment, limits, feedback=feedback)
-                    graded(course, submission, assignment, note)
-                    bar.update(1)
+                note = _grade_one(nbgrader, submission, assignment, limits, feedback=feedback)
+                graded(course, submission, assignment, note)
+                bar.update(1)
 
     def guarded_work(worker: int) -> None:
         try:
@@ -329,6 +326,21 @@ def grade_in_workers(submissions: list[Submission], assignments, template: Path,
     for thread in threads:
         thread.join()
     bar.close()
+
+
+#: Relative grading cost of each assignment's notebook (measured, solved, stand-in): the longest are
+#: handed out first, so that no worker starts a long notebook while the others run out of work.
+GRADING_COST = {"04_beyond": 5, "05_imagenet": 4, "02_gradcam": 3, "03_guided": 3, "01_hooks": 2}
+
+
+def notebooks_longest_first(submissions: list[Submission], assignments) -> list[tuple[Submission, str]]:
+    """Every ``(submission, assignment)`` to grade, the costliest assignments first (students in
+    their order within one assignment). Work is spread by notebook, not by student: one student's
+    five notebooks use every worker."""
+    pairs = [(submission, assignment) for submission in submissions for assignment in assignments
+             if assignment in submission.notebooks]
+    order = {assignment: position for position, assignment in enumerate(assignments)}
+    return sorted(pairs, key=lambda pair: (-GRADING_COST.get(pair[1], 1), order[pair[1]]))
 
 
 def _progress_bar(total: int, enabled: bool):

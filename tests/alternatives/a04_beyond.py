@@ -291,7 +291,7 @@ def spearman_rank_correlation__argsort_twice(a, b):
     b = b.detach().reshape(b.shape[0], -1).double().cpu()
     results = []
     for row_a, row_b in zip(a, b):
-        ra, rb = rankdata(row_a), rankdata(row_b)
+        ra, rb = average_ranks(row_a), average_ranks(row_b)
         ra, rb = ra - ra.mean(), rb - rb.mean()
         norm_a, norm_b = ra.pow(2).sum().sqrt(), rb.pow(2).sum().sqrt()
         if norm_a == 0 and norm_b == 0:

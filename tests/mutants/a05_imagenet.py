@@ -85,7 +85,8 @@ def region_shapley__captum(model, x, target, regions, n_permutations=16, baselin
 
     attributions = ShapleyValueSampling(model).attribute(x, baselines=baseline, target=target,
                                                          feature_mask=regions[None, None], n_samples=n_permutations)
-    return attributions
+    first_pixel = [(regions == region).nonzero()[0] for region in range(int(regions.max()) + 1)]
+    return torch.stack([attributions[:, 0, row, column] for row, column in first_pixel], dim=1)
 
 
 _SHAPLEY_CHECKS = frozenset({"check_region_shapley_additive", "check_region_shapley_efficiency",
