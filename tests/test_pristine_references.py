@@ -9,8 +9,11 @@ then match a reference computed on the mirrored model. ``checks.common.on_pristi
 - Every check of every assignment, through a real server, given an adversary in place of each of
   its student functions in turn (the others are the reference): the adversary changes in place
   everything it is given (parameters and buffers of every model, the input tensors, tensor
-  targets) and returns what the reference gives on the changed state. Each check fails, except
-  those listed in ``STATE_INDEPENDENT`` with the reason.
+  targets) and returns what the reference gives on the changed state. Three adversaries: one
+  changes everything, one only the models (the red team's attack), one only the tensors. Each
+  check fails, except those listed in ``MAY_PASS`` with the reason (side-effect checks that look
+  at something else, an answer no adversary can change); an adversary given nothing of its kind
+  is the reference, and passes.
 - ``PristineCopies`` itself: mirrored changes never reach the copies, the grader's own changes
   do, views of a sent tensor find their pristine values, a copy a reference changed is replaced.
 """
@@ -31,11 +34,19 @@ from student_src import grading_client
 from tests.test_alternatives import reference_function
 from tests.test_check_server import CHECK_MODULES, _remote_verdict
 
-#: (check, student function): why the adversary may pass it. Its answer does not depend on any
-#: state the adversary changes, so a self-consistent adversary gives the right answer.
-STATE_INDEPENDENT = {
-    ("check_last_conv_layer", "last_conv_layer"): "the answer is a module name read from the model's structure; "
-                                                  "the adversary changes weights and buffers only",
+#: (check, student function, what the adversary changes): why the adversary may pass it.
+MAY_PASS = {
+    ("check_last_conv_layer", "last_conv_layer", "everything"): "its answer, a module name, is read from the "
+    "model's structure, which no adversary changes: a self-consistent adversary gives the right answer",
+    ("check_last_conv_layer", "last_conv_layer", "models"): "as for everything",
+    ("check_record_activations_cleanup", "record_activations", "tensors"): "side effects on the model only "
+    "(hooks, mode, weights); the values are check_record_activations_values' business",
+    ("check_guided_backprop_restores_model", "guided_backprop", "tensors"): "the model restored (modules, "
+    "hooks, ReLUs): what is done to x is check_guided_backprop_no_side_effects' business",
+    ("check_cascading_randomization_cumulative", "cascading_randomization", "tensors"): "which stages of the "
+    "model are random at each call of explain_fn, whatever the input",
+    ("check_cascading_randomization_leaves_model", "cascading_randomization", "tensors"): "side effects on "
+    "the model only",
 }
 
 
@@ -46,28 +57,41 @@ def server():
     running.reset()
 
 
-def _mutate(value, depth: int = 0) -> None:
-    """Change in place every model and tensor in ``value``, so that any answer computed from them changes."""
+#: What an adversary changes: everything it is given, only the models (the red team's attack: a
+#: changed input shows in a check that compares with the student's own output on a fresh copy of it),
+#: only the tensors.
+CHANGES = {"everything": (True, True), "models": (True, False), "tensors": (False, True)}
+
+
+#: What the adversaries changed during the current test (the kernel side runs in this process).
+CHANGED: list = []
+
+
+def _mutate(value, models: bool = True, tensors: bool = True, depth: int = 0) -> None:
+    """Change in place every model (``models``) and tensor (``tensors``) in ``value``, so that any
+    answer computed from them changes; note each in ``CHANGED``."""
     if depth > 8:
         return
+    if isinstance(value, (nn.Module, torch.Tensor)) and (models if isinstance(value, nn.Module) else tensors):
+        CHANGED.append(type(value).__name__)
     with torch.no_grad():
-        if isinstance(value, nn.Module):
+        if isinstance(value, nn.Module) and models:
             for name, tensor in value.state_dict(keep_vars=True).items():
                 if tensor.is_floating_point():
                     tensor.mul_(2.0 if name.endswith("running_var") else -0.5)  # a variance stays positive
                 else:
                     tensor.add_(1)
-        elif isinstance(value, torch.Tensor) and value.numel():
+        elif isinstance(value, torch.Tensor) and tensors and value.numel():
             if value.is_floating_point():
                 value.mul_(-1.5).add_(0.25).abs_()  # not monotone: even rank statistics change
             elif value.dtype != torch.bool:
                 value.copy_(value.flip(list(range(value.dim()))))  # targets, labels, orders: still valid
         elif isinstance(value, (list, tuple)):
             for item in value:
-                _mutate(item, depth + 1)
+                _mutate(item, models, tensors, depth + 1)
         elif isinstance(value, dict):
             for item in value.values():
-                _mutate(item, depth + 1)
+                _mutate(item, models, tensors, depth + 1)
 
 
 class _MutatingGuidedReLU(guided.GuidedReLUFunction):
@@ -84,14 +108,15 @@ class _MutatingGuidedReLU(guided.GuidedReLUFunction):
         return guided.GuidedReLUFunction.backward(ctx, grad_output)
 
 
-def adversary(name: str):
-    """The reference of student function ``name``, run after changing everything it is given."""
+def adversary(name: str, changes: str = "everything"):
+    """The reference of student function ``name``, run after changing what it is given (``CHANGES``)."""
     reference = reference_function(name)
     if isinstance(reference, type):
-        return type(name, (_MutatingGuidedReLU,), {})
+        return type(name, (_MutatingGuidedReLU,), {})  # its only arguments are tensors: always changed
+    models, tensors = CHANGES[changes]
 
     def changes_its_arguments(*args, **kwargs):
-        _mutate((args, kwargs))
+        _mutate((args, kwargs), models, tensors)
         return reference(*args, **kwargs)
 
     changes_its_arguments.__name__ = name
@@ -102,7 +127,9 @@ def _cases():
     for module in CHECK_MODULES:
         for check in module.CHECKS:
             for name in inspect.signature(check).parameters:
-                yield pytest.param(check, name, id=f"{module.__name__.rsplit('.', 1)[-1]}.{check.__name__}-{name}")
+                for changes in CHANGES:
+                    yield pytest.param(check, name, changes,
+                                       id=f"{module.__name__.rsplit('.', 1)[-1]}.{check.__name__}-{name}-{changes}")
 
 
 def test_the_adversary_changes_what_the_reference_gives():
@@ -115,18 +142,20 @@ def test_the_adversary_changes_what_the_reference_gives():
     assert (got - expected).abs().max() > 0.1
 
 
-def test_state_independent_entries_name_real_checks():
-    assert set(STATE_INDEPENDENT) <= {(param.values[0].__name__, param.values[1]) for param in _cases()}
+def test_the_may_pass_entries_name_real_cases():
+    assert set(MAY_PASS) <= {(param.values[0].__name__, param.values[1], param.values[2]) for param in _cases()}
 
 
-@pytest.mark.parametrize(("check", "name"), list(_cases()))
-def test_an_adversary_that_changes_its_arguments_fails_every_value_check(server, check, name):
-    arguments = {parameter: adversary(name) if parameter == name else reference_function(parameter)
+@pytest.mark.parametrize(("check", "name", "changes"), list(_cases()))
+def test_an_adversary_that_changes_its_arguments_fails_every_value_check(server, check, name, changes):
+    arguments = {parameter: adversary(name, changes) if parameter == name else reference_function(parameter)
                  for parameter in inspect.signature(check).parameters}
+    CHANGED.clear()
     passed, message = _remote_verdict(server, check, arguments)
-    if (check.__name__, name) in STATE_INDEPENDENT:
-        return
-    assert not passed, f"{check.__name__} passed an adversary {name} that changed the objects it was given"
+    if not CHANGED:  # nothing of that kind was given: the adversary was the reference
+        assert passed, message
+    elif (check.__name__, name, changes) not in MAY_PASS:
+        assert not passed, f"{check.__name__} passed an adversary {name} that changed {changes} it was given"
 
 
 # --- PristineCopies -------------------------------------------------------------------------------
