@@ -13,12 +13,14 @@ that runs nbgrader (outside the sandbox) and:
    it always did; the call runs under the check's grad mode (a check may call inside
    ``torch.no_grad()``). Functions the check passes *to* the student's code (a recording ``cam_fn``,
    a reference helper) stay here: the kernel calls back;
+   the expected values never come from those mirrored objects: :class:`PristineCopies` keeps each
+   model and tensor as the grader handed it to the kernel, and a check computes its reference
+   through ``checks.common.on_pristine``, which gives the reference fresh copies of those;
 3. records the verdict under the cell that is running (:meth:`CheckServer.cell_started`, told
    by the Execute preprocessor), and tells the kernel pass or fail, with the check's message.
 
 The reference solutions, the checks, the expected values: none of it leaves this process. What a
-kernel can still do is lie about what it reports (the names its code uses, the side effects of
-its own function): that can only win it the points of its own side-effect checks, never make a
+kernel can still do is lie about what it reports (the side effects of its own function): that can only win it the points of its own side-effect checks, never make a
 wrong output pass a comparison, and never reach another notebook's verdicts.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import contextvars
 import copy
 import importlib
 import itertools
@@ -117,6 +120,173 @@ class RemoteFunction:
             self._replaced_globals = saved
 
 
+class _PristineModule:
+    """A model the grader sent: ``master`` as it was handed over (never lent), ``training`` its
+    modes after the last mirroring, ``lent`` the copy references get while they leave it alone."""
+
+    def __init__(self, trusted: nn.Module):
+        self.trusted = trusted  # held, so that its id is not reused
+        self.master = copy.deepcopy(trusted)
+        for parameter in self.master.parameters():
+            parameter.grad = None
+        self.training = _modes(trusted)
+        self.lent: nn.Module | None = None
+        self.lent_fingerprint = None
+
+
+class _PristineStorage:
+    """The memory of tensors the grader sent (views of one tensor share it): ``master`` a copy of
+    it when the first of them went; ``versions`` each sent tensor's version counter after the
+    last mirroring (a later bump is the grader's own change)."""
+
+    def __init__(self, owner: torch.Tensor, master):
+        self.owner, self.master = owner, master  # owner held, so that the memory is not reused
+        self.versions: dict[int, tuple[torch.Tensor, int]] = {}
+
+
+class PristineCopies:
+    """What the grader handed the kernel, as it handed it: where a check's expected values come
+    from, since the mirrored objects show whatever the kernel did to them.
+
+    A model is deep-copied the first time it is sent; a tensor's memory (storage) is copied the
+    first time a tensor on it is sent, so a view taken before or after (``x[:1]``) finds its
+    pristine values too, and so does a tensor that shares memory with a sent model's parameter.
+    Changes the *grader* makes between calls (its own state or mode changes, in-place changes to
+    a tensor it sends again) are carried over; mirrored ones never are. :meth:`substitute` gives a
+    reference fresh copies: a new clone of every tensor, and for every model a copy that is
+    replaced as soon as a reference leaves it changed (state, modes, hooks, ``.grad``, modules).
+    """
+
+    def __init__(self):
+        self.modules: dict[int, _PristineModule] = {}   # id(trusted model) -> its pristine copy
+        self.storages: dict[int, _PristineStorage] = {}  # data_ptr of a sent storage -> its copy
+
+    # -- what the session tells it
+    def module_sent(self, module: nn.Module, grader_changes: dict | None = None) -> None:
+        """``module`` goes to the kernel: the first time, copy it; later, ``grader_changes``
+        (state changed here since the last mirroring) and changed modes are the grader's own."""
+        entry = self.modules.get(id(module))
+        if entry is None or entry.trusted is not module:
+            entry = self.modules[id(module)] = _PristineModule(module)
+            for name, value in module.state_dict(keep_vars=True).items():
+                self._adopt_storage(value, entry.master.state_dict(keep_vars=True)[name])
+            return
+        modes = _modes(module)
+        if grader_changes or modes != entry.training:
+            master_state = entry.master.state_dict(keep_vars=True)
+            with torch.no_grad():
+                for name, value in (grader_changes or {}).items():
+                    if name in master_state and master_state[name].shape == value.shape:
+                        master_state[name].copy_(value)
+            master_modules = dict(entry.master.named_modules())
+            for name, flag in modes.items():
+                if name in master_modules and entry.training.get(name) != flag:
+                    master_modules[name].training = flag
+            entry.training, entry.lent = modes, None
+
+    def tensor_sent(self, tensor: torch.Tensor) -> None:
+        """``tensor`` goes to the kernel: copy its memory the first time; if the grader changed
+        it in place since the last mirroring, its values now are what the grader hands over."""
+        if not _has_storage(tensor):
+            return
+        storage = self.storages.get(_storage_key(tensor))
+        if storage is None:
+            storage = self.storages[_storage_key(tensor)] = _PristineStorage(tensor, tensor.untyped_storage().clone())
+        known = storage.versions.get(id(tensor))
+        if known is not None and known[0] is tensor and known[1] != tensor._version:
+            with torch.no_grad():
+                _view(storage.master, tensor).copy_(tensor.detach())
+        storage.versions[id(tensor)] = (tensor, tensor._version)
+
+    def mirrored(self) -> None:
+        """The kernel's changes were just copied onto the grader's objects: they are not the grader's."""
+        for entry in self.modules.values():
+            entry.training = _modes(entry.trusted)
+        for storage in self.storages.values():
+            for key, (tensor, _) in storage.versions.items():
+                storage.versions[key] = (tensor, tensor._version)
+
+    # -- what references get
+    def substitute(self, value, depth: int = 0):
+        """``value`` with a fresh pristine copy in place of every model and tensor the kernel saw."""
+        if depth > wire.MAX_DEPTH:
+            return value
+        if isinstance(value, nn.Module):
+            entry = self.modules.get(id(value))
+            return self._lend(entry) if entry is not None and entry.trusted is value else value
+        if isinstance(value, torch.Tensor):
+            storage = self.storages.get(_storage_key(value)) if _has_storage(value) else None
+            if storage is None:
+                return value
+            copied = _view(storage.master, value).clone()
+            if value.requires_grad and value.is_leaf:
+                copied.requires_grad_(True)
+            return copied
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+            items = [self.substitute(item, depth + 1) for item in value]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, dict):
+            return {key: self.substitute(item, depth + 1) for key, item in value.items()}
+        return value
+
+    def _lend(self, entry: _PristineModule) -> nn.Module:
+        if entry.lent is None or _module_fingerprint(entry.lent) != entry.lent_fingerprint:
+            entry.lent = copy.deepcopy(entry.master)
+            entry.lent_fingerprint = _module_fingerprint(entry.lent)
+        return entry.lent
+
+    def _adopt_storage(self, trusted: torch.Tensor, master: torch.Tensor) -> None:
+        """A sent model's parameter or buffer: a tensor on its memory has the master's values."""
+        if _has_storage(trusted) and _storage_key(trusted) not in self.storages:
+            self.storages[_storage_key(trusted)] = _PristineStorage(trusted, master.detach().untyped_storage())
+
+
+_PRISTINE: contextvars.ContextVar[PristineCopies | None] = contextvars.ContextVar("pristine_copies", default=None)
+
+
+def current_pristine_copies() -> PristineCopies | None:
+    """The pristine copies of the check running in this thread (None outside the check server)."""
+    return _PRISTINE.get()
+
+
+@contextlib.contextmanager
+def pristine_copies_in_use(copies: PristineCopies):
+    """Inside the block, ``checks.common.on_pristine`` substitutes from ``copies``."""
+    token = _PRISTINE.set(copies)
+    try:
+        yield
+    finally:
+        _PRISTINE.reset(token)
+
+
+def _modes(module: nn.Module) -> dict:
+    return {name: child.training for name, child in module.named_modules()}
+
+
+def _has_storage(tensor: torch.Tensor) -> bool:
+    return tensor.layout == torch.strided and tensor.numel() > 0 and tensor.device.type != "meta"
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
+
+
+def _view(storage, like: torch.Tensor) -> torch.Tensor:
+    """The tensor ``like`` would be on ``storage`` (same offset, shape and strides)."""
+    return torch.empty(0, dtype=like.dtype, device=like.device).set_(
+        storage, like.storage_offset(), like.size(), like.stride())
+
+
+def _module_fingerprint(module: nn.Module) -> tuple:
+    """What a reference could leave changed on a model it was lent: modules, modes, in-place
+    flags, hooks, state, ``.grad``, ``requires_grad``."""
+    return (tuple((name, id(child), child.training, getattr(child, "inplace", None),
+                   tuple(len(getattr(child, kind, None) or {}) for kind in wire.HOOK_DICTS))
+                  for name, child in module.named_modules()),
+            wire.state_marks(module),
+            tuple((parameter.grad is None, parameter.requires_grad) for parameter in module.parameters()))
+
+
 class TrustedSession:
     """One check's conversation with a kernel: what was sent (models, tensors, callbacks) and the
     mirroring of what the kernel reports back."""
@@ -130,6 +300,7 @@ class TrustedSession:
         self.synced: dict[int, dict] = {}            # ref -> state marks when the kernel had the same
         self.tensors: dict[int, torch.Tensor] = {}   # ref -> trusted tensor
         self.callbacks: dict[int, object] = {}       # ident -> trusted callable
+        self.pristine = PristineCopies()             # what the grader sent, as it sent it
 
     # -- to the kernel (pickled: the kernel is allowed to load these)
     def _send_module(self, module: nn.Module) -> wire.SentModule:
@@ -140,8 +311,10 @@ class TrustedSession:
             self.module_refs[id(module)], self.modules[ref] = ref, module
             self.originals[ref] = dict(module.named_modules())
             self.synced[ref] = wire.state_marks(module)
+            self.pristine.module_sent(module)
             return wire.SentModule(ref, module)
         state, self.synced[ref] = wire.changed_state(module, self.synced[ref])
+        self.pristine.module_sent(module, state)
         return wire.SentModule(ref, None, state, training)
 
     def encode(self, value, depth: int = 0):
@@ -154,6 +327,7 @@ class TrustedSession:
         if isinstance(value, torch.Tensor):
             ref = next(self.refs)
             self.tensors[ref] = value
+            self.pristine.tensor_sent(value)
             sent = value.detach().clone()
             if value.requires_grad and value.is_leaf:
                 sent.requires_grad_(True)
@@ -249,6 +423,7 @@ class TrustedSession:
                     tensor.copy_(report["value"])
             if tensor.is_leaf and report.get("grad") is not None:
                 tensor.grad = report["grad"]
+        self.pristine.mirrored()
 
     # -- the conversation
     def call(self, target, args, kwargs, operation: str | None = None, replaced_globals: dict | None = None):
@@ -405,7 +580,7 @@ def run_check(connection: socket.socket, request) -> tuple[str, bool, str]:
     session = TrustedSession(connection)
     remote = [RemoteFunction(session, index, description) for index, description in enumerate(descriptions)]
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), pristine_copies_in_use(session.pristine):
             function(*remote)
     except wire.ProtocolError as error:
         return name, False, f"hidden check failed: the notebook broke the grader's connection ({error})"

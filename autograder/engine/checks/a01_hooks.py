@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from solutions import hooks as reference
+from autograder.engine.checks.common import pristine_references
+from solutions import hooks
 from student_src.probe_models import FailsOnPurpose, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
@@ -13,6 +14,9 @@ from student_src.models import build_cifar_resnet18
 #: 10x the float32 noise of recorded activations between correct implementations (measured: at most
 #: 3.0e-7 one image at a time, 0 batch reversed or 1 thread; autograder/authoring/assignments/README.md).
 VALUE_TOLERANCE = 1e-5
+
+#: The reference, on the objects as they were handed to the kernel (``common.on_pristine``).
+reference = pristine_references(hooks)
 
 
 def _resnet(train_mode: bool = False) -> nn.Module:

@@ -24,8 +24,8 @@ import functools
 import torch
 from torch import nn
 
-from solutions import gradcam as reference
-from autograder.engine.checks.common import call_student as _call
+from solutions import gradcam
+from autograder.engine.checks.common import call_student as _call, on_pristine, pristine_references
 from student_src.probe_models import FailsOnPurpose, TinyCNN, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
@@ -34,6 +34,9 @@ from student_src.models import build_cifar_resnet18
 #: one process (measured at most 2.4e-6, one image at a time or oneDNN off, on an AVX2-only AMD EPYC;
 #: 9.5e-7 on an AVX-512 one; autograder/authoring/assignments/README.md).
 CAM_TOLERANCE = 5e-5
+
+#: The reference, on the objects as they were handed to the kernel (``common.on_pristine``).
+reference = pristine_references(gradcam)
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +56,7 @@ def _inputs(batch: int, seed: int, size: int = 32, channels: int = 3) -> torch.T
     return torch.randn(batch, channels, size, size, generator=generator)
 
 
+@on_pristine
 def _runner_up(model: nn.Module, x: torch.Tensor) -> list:
     """The second most likely class of each image, as a list of ints."""
     with torch.no_grad():

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solutions import guided as reference
+from solutions import guided as guided_solutions
 from autograder.engine.checks.common import (call_student as _call, forward_and_gradient, is_autograd_function,
-                                     plain_input_gradient)
+                                             on_pristine, plain_input_gradient, pristine_references)
 from student_src.probe_models import FailsAfterReLU, SharedReLUNet, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
@@ -45,6 +45,9 @@ from student_src.models import build_cifar_resnet18
 #: because the images below share it (autograder/authoring/assignments/README.md).
 GRADIENT_TOLERANCE = 1e-4
 IMAGE_TOLERANCE = 1e-4  # also accepts torch's default unbiased std (about 3e-5 here, 32x30 images)
+
+#: The reference, on the objects as they were handed to the kernel (``common.on_pristine``).
+reference = pristine_references(guided_solutions)
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,6 +68,7 @@ def _inputs(batch: int, seed: int, size: int = 16) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=generator)
 
 
+@on_pristine
 def _resolve_targets(targets, model: nn.Module, x: torch.Tensor) -> list:
     """Targets as a list of B ints (``None``: the predicted classes)."""
     if targets is None:
@@ -208,8 +212,9 @@ def check_guided_relu_rule(GuidedReLUFunction) -> None:  # noqa: N803 (the stude
     if not is_autograd_function(GuidedReLUFunction):
         raise AssertionError("GuidedReLUFunction must be a subclass of torch.autograd.Function")
     for description, x, grad in _rule_cases():
+        # Copies go to the kernel: x and grad, which the expected values come from, stay as they are here.
         output, got, incoming, leaf = _call(forward_and_gradient, f"GuidedReLUFunction (forward, then backward) on "
-                                            f"{description}", GuidedReLUFunction.apply, x, grad)
+                                            f"{description}", GuidedReLUFunction.apply, x.clone(), grad.clone())
         checks.assert_shape(output, tuple(x.shape), f"GuidedReLUFunction forward on {description}")
         if not torch.equal(leaf, x):
             raise AssertionError("GuidedReLUFunction.forward modified its input in place")
@@ -302,18 +307,23 @@ class _RecordingCam:
 
 
 def _check_combination(guided_grad_cam, guided_backprop, model, layer, x, targets, maps_fn, what) -> None:
-    """guided_grad_cam with a recording cam_fn == the student's guided_backprop * upsampled maps."""
+    """guided_grad_cam with a recording cam_fn == the student's guided_backprop * upsampled maps.
+
+    The expected product is made here, not from what the call left behind: the maps are
+    ``maps_fn`` of the model as it was handed over (what ``cam_fn`` gives an honest call), and
+    ``guided_backprop`` runs on a fresh copy of it (whatever ``guided_grad_cam`` did to its model)."""
     cam = _RecordingCam(maps_fn)
     got = _call(guided_grad_cam, what, model, layer, x.clone(), targets, cam_fn=cam)
     checks.assert_shape(got, tuple(x.shape), what)
     if not cam.calls:
         raise AssertionError(f"{what}: guided_grad_cam must get its Grad-CAM maps from cam_fn when one is given")
-    layer_used, targets_used, maps = cam.calls[-1]
+    layer_used, targets_used, _ = cam.calls[-1]
     if layer_used != layer:
         raise AssertionError(f"{what}: cam_fn must be called with the layer_name given to guided_grad_cam")
     if _resolve_targets(targets_used, model, x) != _resolve_targets(targets, model, x):
         raise AssertionError(f"{what}: cam_fn must explain the same targets as guided_backprop")
-    guided = _call(guided_backprop, f"{what}: your guided_backprop", model, x.clone(), targets)
+    guided = _call(guided_backprop, f"{what}: your guided_backprop", on_pristine(copy.deepcopy)(model), x.clone(), targets)
+    maps = on_pristine(maps_fn)(model, layer, x, targets)
     upsampled = F.interpolate(torch.as_tensor(maps)[:, None].float(), size=tuple(x.shape[-2:]),
                               mode="bilinear", align_corners=False)
     checks.assert_close(got, guided * upsampled, GRADIENT_TOLERANCE,
@@ -326,10 +336,10 @@ def check_guided_grad_cam(guided_grad_cam, guided_backprop) -> None:
     model = _resnet()
     x = _inputs(3, 81)
     for layer, targets in (("layer3", [1, 4, 7]), ("layer4.1", None)):
-        _check_combination(guided_grad_cam, guided_backprop, model, layer, x, targets, reference.grad_cam,
+        _check_combination(guided_grad_cam, guided_backprop, model, layer, x, targets, guided_solutions.grad_cam,
                            f"guided_grad_cam at {layer!r}, targets={targets}")
     _check_combination(guided_grad_cam, guided_backprop, alexnet_shaped(), "features.10", _inputs(2, 82, size=32),
-                       [3, 6], reference.grad_cam,
+                       [3, 6], guided_solutions.grad_cam,
                        "guided_grad_cam at the last convolution of an AlexNet-shaped network (in-place ReLUs)")
 
 

@@ -48,9 +48,12 @@ import functools
 import torch
 from torch import nn
 
-from autograder.engine.checks.common import assert_finite_close
+import solutions.faithfulness
+import solutions.layercam
+import solutions.sanity
+from autograder.engine.checks.common import assert_finite_close, pristine_references
 from student_src.probe_models import alexnet_shaped
-from solutions import faithfulness, gradcam, layercam, sanity
+from solutions import gradcam
 from solutions.gradcam import grad_cam as reference_grad_cam
 from student_src import checks
 from student_src.evaluation import blurred_baseline
@@ -62,6 +65,12 @@ from student_src.models import build_cifar_resnet18
 #: large logits, which amplifies the logits' round-off.
 CAM_TOLERANCE = 1e-5
 CURVE_TOLERANCE = 5e-4
+
+#: The references, on the objects as they were handed to the kernel (``common.on_pristine``). The
+#: Assignment 2 helpers and ``reference_grad_cam`` stay plain: the student's code calls them.
+faithfulness = pristine_references(solutions.faithfulness)
+layercam = pristine_references(solutions.layercam)
+sanity = pristine_references(solutions.sanity)
 
 
 @functools.lru_cache(maxsize=1)

@@ -42,8 +42,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autograder.engine.checks.common import assert_finite_close
-from solutions import layers, shapley
+import solutions.layers
+import solutions.shapley
+from autograder.engine.checks.common import assert_finite_close, on_pristine, pristine_references
 from student_src import checks
 from student_src.evaluation import grid_regions
 from student_src.models import build_cifar_resnet18
@@ -56,6 +57,10 @@ from student_src.probe_models import AdditiveModel, InteractionCNN, NestedConvBl
 SHAPLEY_TOLERANCE = 5e-5
 #: Standard errors a sampled Shapley value may be from the exact one (see the module docstring).
 STANDARD_ERRORS = 5.0
+
+#: The references, on the objects as they were handed to the kernel (``common.on_pristine``).
+layers = pristine_references(solutions.layers)
+shapley = pristine_references(solutions.shapley)
 
 
 def _inputs(batch: int, seed: int, channels: int = 3, size: int = 32) -> torch.Tensor:
@@ -126,6 +131,7 @@ def check_coalition_scores(coalition_scores) -> None:
 
 
 
+@on_pristine
 def _additive_values(weights, x, baseline, target, regions, squash: bool) -> torch.Tensor:
     """phi[b, i] = sum over region i's pixels of w[t_b] * (g(x) - g(baseline)): exact for additive models."""
     g = torch.tanh if squash else (lambda t: t)
@@ -166,6 +172,13 @@ def check_region_shapley_additive(region_shapley) -> None:
         _check_values(got, expected, what)
 
 
+@on_pristine
+def _score_difference(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, targets) -> torch.Tensor:
+    """``f(x) - f(baseline)`` of each image's target logit."""
+    with torch.no_grad():
+        return (model(x) - model(baseline))[torch.arange(len(x)), targets]
+
+
 def check_region_shapley_efficiency(region_shapley) -> None:
     """The AlexNet-shaped network on a 4x4 grid: the values of each image sum to f(x) - f(baseline)
     for any orders; batch_size smaller than one order; the model unchanged."""
@@ -177,8 +190,7 @@ def check_region_shapley_efficiency(region_shapley) -> None:
     targets = [1, 8]
     got = region_shapley(model, x, targets, regions, n_permutations=2, baseline=baseline, seed=3, batch_size=5)
     checks.assert_shape(got, (2, 16), "region_shapley(alexnet, x, [1, 8], 4x4 grid) (one value per image and region)")
-    with torch.no_grad():
-        total = (model(x) - model(baseline))[torch.arange(2), targets]
+    total = _score_difference(model, x, baseline, targets)
     checks.assert_close(got.sum(dim=1), total, SHAPLEY_TOLERANCE,
                         "the Shapley values of each image must sum to f(x) - f(baseline) of its target (efficiency)")
     snapshot.assert_unchanged(model, "region_shapley")

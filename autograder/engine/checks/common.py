@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import types
+
 
 def assert_finite_close(got, expected, tolerance: float, what: str, layout: str, values: str) -> None:
     """``got`` has ``expected``'s shape (``layout`` says what its axes are), is finite floating
@@ -54,3 +57,35 @@ def plain_input_gradient(student_function, model, x):
     if hasattr(student_function, "plain_input_gradient"):
         return student_function.plain_input_gradient(model, x)
     return OPERATIONS["plain_input_gradient"](model, x)
+
+
+def on_pristine(function):
+    """``function`` (a reference, or a helper that computes an expected value) run on the
+    objects as the grader handed them to the kernel, never on the mirrored ones.
+
+    Under the check server every model and tensor a check sent to the kernel shows, after the
+    call, what the kernel did to it (weights zeroed, BatchNorm statistics, inputs changed in
+    place): a side-effect check must read that, an expected value must not. The wrapper gives
+    ``function`` a fresh pristine copy (``check_server.PristineCopies``) of each such argument,
+    also inside lists, tuples and dicts; arguments the kernel never saw are passed as they are.
+    In-process (no server, no kernel) it calls ``function`` as it is. Do not wrap a callback
+    the student's code calls (a ``cam_fn``): what it returns goes to the student, who may hand
+    it any model.
+    """
+    @functools.wraps(function)
+    def on_pristine_copies(*args, **kwargs):
+        from autograder.engine.check_server import current_pristine_copies
+
+        copies = current_pristine_copies()
+        if copies is not None:
+            args, kwargs = copies.substitute(args), copies.substitute(kwargs)
+        return function(*args, **kwargs)
+
+    return on_pristine_copies
+
+
+def pristine_references(module: types.ModuleType) -> types.SimpleNamespace:
+    """Every public function of ``module`` (a ``solutions`` module) wrapped in :func:`on_pristine`:
+    how a check calls its reference (``reference = pristine_references(solutions.gradcam)``)."""
+    return types.SimpleNamespace(**{name: on_pristine(value) for name, value in vars(module).items()
+                                    if callable(value) and not name.startswith("_") and not isinstance(value, type)})
