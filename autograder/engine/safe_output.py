@@ -41,6 +41,7 @@ import os
 import secrets
 import shutil
 import stat
+from html.parser import HTMLParser
 from pathlib import Path
 
 import bleach
@@ -97,10 +98,29 @@ def clean_html(element) -> str:
     return _CLEANER.clean(element.decode() if isinstance(element, bytes) else str(element))
 
 
+class _HeadStart(HTMLParser):
+    """Reads a page's first tags up to the first one that is not ``html``, ``head`` or ``meta``;
+    ``policies``: the Content-Security-Policy values of the ``<meta http-equiv>`` tags among them."""
+
+    def __init__(self):
+        super().__init__()
+        self.policies, self.done = [], False
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {name.lower(): value for name, value in attrs}
+        if self.done or tag not in ("html", "head", "meta"):
+            self.done = True
+        elif (attributes.get("http-equiv") or "").lower() == "content-security-policy":
+            self.policies.append(attributes.get("content"))
+
+
 def has_kit_csp(page: bytes) -> bool:
-    """Whether ``page`` carries :data:`CSP_META` at the start of its head (before anything a
-    notebook could have put there)."""
-    return CSP_META.encode() in page[:CSP_WITHIN_BYTES]
+    """Whether ``page`` carries :data:`CONTENT_SECURITY_POLICY` in a ``<meta http-equiv>`` at the
+    start of its head, before any other tag (so before anything a notebook could have put there;
+    nbconvert re-serializes the page, so the tag's spelling may differ from :data:`CSP_META`)."""
+    reader = _HeadStart()
+    reader.feed(page[:CSP_WITHIN_BYTES].decode("utf-8", errors="replace"))
+    return CONTENT_SECURITY_POLICY in reader.policies
 
 
 def check_name(name: str) -> str:
