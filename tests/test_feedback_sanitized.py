@@ -165,8 +165,8 @@ def assert_kit_csp(page: BeautifulSoup) -> None:
 # The two ways feedback is made
 
 @pytest.fixture(scope="module")
-def graded_out(tmp_path_factory) -> Path:
-    """OUT of ``grade SUBMISSIONS --out OUT`` for the hostile notebook."""
+def graded_out(tmp_path_factory, standin_assets_module) -> Path:
+    """OUT of ``grade SUBMISSIONS --out OUT`` for the hostile notebook (stand-in assets)."""
     root = tmp_path_factory.mktemp("sanitize_grade")
     rows = harness.grade_cohort(root, ASSIGNMENT, {STUDENT: hostile_submission()}, jobs=1)
     assert rows[STUDENT]["autograded_total"].status == "graded"
@@ -238,7 +238,10 @@ def test_the_feedback_pages_policy_alone_stops_a_script(graded_out, tmp_path):
                                                 f'<img src="x" onerror="{_pwn("injected-onerror")}"></body>', 1))
     assert_nothing_ran(rendered_dom(injected.as_uri(), tmp_path))
     without_policy = tmp_path / "without_policy.html"
-    without_policy.write_text(injected.read_text().replace(safe_output.CSP_META, ""))
+    unprotected = BeautifulSoup(injected.read_text(), "html.parser")
+    for meta in unprotected.find_all("meta", attrs={"http-equiv": "Content-Security-Policy"}):
+        meta.decompose()
+    without_policy.write_text(str(unprotected))
     dom = rendered_dom(without_policy.as_uri(), tmp_path)
     assert (dom.html.get("data-pwned") or "").startswith("injected"), "the probe should run once the policy is gone"
 
