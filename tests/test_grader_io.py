@@ -156,10 +156,10 @@ def test_feedback_paths_planted_as_links_are_replaced_not_followed(tmp_path, pla
     link.parent.mkdir(parents=True)
     link.symlink_to(elsewhere if not planted.endswith(".html") else elsewhere / "keep.txt")
     html = tmp_path / "course_feedback.html"
-    html.write_text("<html>feedback</html>")
+    html.write_text(f"<html><head>{safe_output.CSP_META}</head>feedback</html>")
     written = safe_output.copy_feedback(html, out, "alice", "01_hooks")
     assert written == out / "feedback" / "alice" / "01_hooks.html"
-    assert written.read_text() == "<html>feedback</html>"
+    assert written.read_text() == f"<html><head>{safe_output.CSP_META}</head>feedback</html>"
     for part in (out / "feedback", out / "feedback" / "alice", written):
         assert not part.is_symlink()
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
@@ -395,9 +395,9 @@ def test_feedback_over_the_cap_is_replaced_by_a_note(tmp_path):
     written = safe_output.copy_feedback(big, tmp_path / "OUT", "alice", "01_hooks", limit=2**20)
     assert written.stat().st_size < 1000 and b"was not copied" in written.read_bytes()
     small = tmp_path / "small.html"
-    small.write_text("<html>ok</html>")
+    small.write_text(f"<html><head>{safe_output.CSP_META}</head>ok</html>")
     written = safe_output.copy_feedback(small, tmp_path / "OUT", "alice", "01_hooks", limit=2**20)
-    assert written.read_text() == "<html>ok</html>"
+    assert written.read_text() == f"<html><head>{safe_output.CSP_META}</head>ok</html>"
     assert safe_output.copy_feedback(tmp_path / "missing.html", tmp_path / "OUT", "alice", "02_gradcam") is None
 
 

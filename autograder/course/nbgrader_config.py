@@ -10,6 +10,8 @@ Why each setting:
 - LimitOutput, LimitOutputCharacters: a cell that prints without end cannot make the feedback page huge.
 - autograde_preprocessors: execution with the hidden checks' trusted server, test cells scored
   from its verdicts, and the traceback cleaning of nbgrader_plugins.py.
+- HTMLExporter: student content inert in the feedback pages and in formgrader (markdown, HTML,
+  SVG, names sanitized; the feedback pages forbid scripts): autograder/course/feedback.py.
 """
 
 import os
@@ -64,3 +66,14 @@ _nbgrader_templates = os.path.join(os.path.dirname(nbgrader.__file__), "server_e
 c.GenerateFeedback.HTMLExporter.template_name = "xai_feedback"
 c.GenerateFeedback.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(autograder.course.__file__), "feedback_template"), _nbgrader_templates]
+
+# Student content is inert wherever nbconvert renders it for the course: the feedback pages (above)
+# and formgrader, whose exporter is built from this configuration without a parent (so these are
+# set on HTMLExporter itself, and the template named here replaces formgrader's own "formgrade").
+# sanitize_html makes nbconvert's templates pass HTML and markdown outputs and inline SVG through
+# the filter clean_html, here the kit's (bleach with an allow-list for rendered markdown); the kit's
+# templates also pass markdown cells through it and escape names (autograder/course/feedback.py).
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "autograder.engine.safe_output.clean_html"}
+c.HTMLExporter.template_name = "xai_formgrade"
+c.HTMLExporter.extra_template_basedirs = c.GenerateFeedback.HTMLExporter.extra_template_basedirs

@@ -13,7 +13,22 @@ another folder. A plain ``open(path, "w")`` afterwards would write through the l
 - names are single path components (:func:`check_name`): a student id such as ``..``, ``a/b``
   or ``/etc`` cannot reach outside ``OUT/feedback/``;
 - a feedback page over :data:`MAX_FEEDBACK_BYTES` is replaced by a short note
-  (:func:`copy_feedback`), and is read without following a link in the course folder either.
+  (:func:`copy_feedback`), and is read without following a link in the course folder either;
+  so is a page without the kit's :data:`CSP_META` (nbgrader ran without the kit's configuration,
+  so nothing in it was sanitized).
+
+What a student wrote is shown inert. Every page nbconvert renders for the course (feedback and
+formgrader, configured in ``autograder/course/nbgrader_config.py``) passes the HTML of markdown
+cells (after markdown rendering, so raw HTML inside markdown is caught too), of ``text/html`` and
+``text/markdown`` outputs and of inline SVG through :func:`clean_html`: nbconvert's own sanitizing
+hook (``HTMLExporter.sanitize_html``, the template filter ``clean_html``) with bleach, the sanitizer
+nbconvert depends on, and an allow-list wide enough for what markdown renders (headings,
+paragraphs, tables, images, code). Tags outside it are shown as text (``&lt;script&gt;``), every
+attribute outside it is dropped (``onerror``, ``onload``, ``style``), and a link or image keeps its
+address only if it is ``http``, ``https``, ``mailto`` or, for an image, ``data:image/...``
+(``javascript:`` goes). Code, stream output, tracebacks and plain text are escaped by nbconvert
+itself. The feedback pages also carry :data:`CONTENT_SECURITY_POLICY` in a ``<meta http-equiv>``
+(a page opened from disk has no headers): no script runs, whatever the sanitizer missed.
 
 OUT itself is the instructor's choice and is used as given (it may be a link they made).
 """
@@ -26,11 +41,86 @@ import os
 import secrets
 import shutil
 import stat
+from html.parser import HTMLParser
 from pathlib import Path
+
+import bleach
 
 MAX_FEEDBACK_BYTES = 5 * 2**20
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+#: No script, plugin, frame, form or fetch; styles only inline (nbconvert's template inlines its CSS);
+#: images only ``data:`` (the notebook's own figures: no tracking pixel a student links to).
+#: MathJax is not loaded (it is a script): formulas show as their TeX source.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'none'; object-src 'none'; style-src 'unsafe-inline'; "
+                           "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+#: A feedback page whose head has no :data:`CSP_META` within this many bytes is not copied.
+CSP_WITHIN_BYTES = 1024
+
+#: What rendered markdown and an honest HTML output need; everything else is shown as text.
+ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del",
+    "details", "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd",
+    "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary",
+    "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var"})
+_TAG_ATTRIBUTES = {
+    "a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan", "align"}, "th": {"colspan", "rowspan", "align", "scope"},
+    "ol": {"start", "type"}, **{f"h{level}": {"id"} for level in range(1, 7)}}
+_ANY_TAG_ATTRIBUTES = {"class", "title"}
+ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto", "data"})
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    """bleach's attribute test: the allow-lists above, and ``data:`` only for an image's picture
+    (``data:image/...``; an SVG shown as an image runs no script). bleach then checks every
+    ``href``/``src`` against :data:`ALLOWED_PROTOCOLS` (``javascript:`` is dropped there)."""
+    if name not in _ANY_TAG_ATTRIBUTES and name not in _TAG_ATTRIBUTES.get(tag, ()):
+        return False
+    if name in ("href", "src") and value.strip().lower().startswith("data:"):
+        return tag == "img" and name == "src" and value.strip().lower().startswith("data:image/")
+    return True
+
+
+_CLEANER = bleach.Cleaner(tags=ALLOWED_TAGS, attributes=_allowed_attribute, protocols=ALLOWED_PROTOCOLS,
+                          strip=False, strip_comments=True)
+
+
+def clean_html(element) -> str:
+    """``element`` (HTML, str or bytes) with only the allowed tags, attributes and addresses left.
+
+    Registered as nbconvert's template filter ``clean_html`` (``HTMLExporter.filters``), in place
+    of nbconvert's, whose allow-list shows every ``<p>``, heading and image of rendered markdown
+    as text."""
+    return _CLEANER.clean(element.decode() if isinstance(element, bytes) else str(element))
+
+
+class _HeadStart(HTMLParser):
+    """Reads a page's first tags up to the first one that is not ``html``, ``head`` or ``meta``;
+    ``policies``: the Content-Security-Policy values of the ``<meta http-equiv>`` tags among them."""
+
+    def __init__(self):
+        super().__init__()
+        self.policies, self.done = [], False
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {name.lower(): value for name, value in attrs}
+        if self.done or tag not in ("html", "head", "meta"):
+            self.done = True
+        elif (attributes.get("http-equiv") or "").lower() == "content-security-policy":
+            self.policies.append(attributes.get("content"))
+
+
+def has_kit_csp(page: bytes) -> bool:
+    """Whether ``page`` carries :data:`CONTENT_SECURITY_POLICY` in a ``<meta http-equiv>`` at the
+    start of its head, before any other tag (so before anything a notebook could have put there;
+    nbconvert re-serializes the page, so the tag's spelling may differ from :data:`CSP_META`)."""
+    reader = _HeadStart()
+    reader.feed(page[:CSP_WITHIN_BYTES].decode("utf-8", errors="replace"))
+    return CONTENT_SECURITY_POLICY in reader.policies
 
 
 def check_name(name: str) -> str:
@@ -153,11 +243,22 @@ def read_regular_file(path: Path, limit: int) -> bytes | None:
     return data if len(data) <= limit else None
 
 
+def note_page(text: str) -> bytes:
+    """A short HTML page (with :data:`CSP_META`) that says ``text``."""
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8">{CSP_META}</head>'
+            f"<body><p>{html.escape(text)}</p></body></html>\n").encode()
+
+
 def too_big_note(what: str, limit: int) -> bytes:
     """The short HTML page that stands in for a feedback page that was too big (or not a file)."""
-    return (f"<!DOCTYPE html>\n<html><body><p>The feedback for {html.escape(what)} was not copied: it was larger "
-            f"than {limit // 2**20} MB or not a regular file (a cell that prints or plots without "
-            "end?). Ask your instructor for it.</p></body></html>\n").encode()
+    return note_page(f"The feedback for {what} was not copied: it was larger than {limit // 2**20} MB or not a "
+                     "regular file (a cell that prints or plots without end?). Ask your instructor for it.")
+
+
+def not_sanitized_note(what: str) -> bytes:
+    """The page that stands in for a feedback page rendered without the kit's sanitizing settings."""
+    return note_page(f"The feedback for {what} was not copied: nbgrader rendered it without the kit's "
+                     "configuration, so what the notebook shows was not made safe. Ask your instructor for it.")
 
 
 def copy_feedback(page: Path, out: Path, student_id: str, assignment: str,
@@ -166,8 +267,8 @@ def copy_feedback(page: Path, out: Path, student_id: str, assignment: str,
     return the written path, None when nbgrader wrote no page.
 
     ``student_id`` and ``assignment`` must be plain names (ValueError otherwise). A page over
-    ``limit`` bytes (default :data:`MAX_FEEDBACK_BYTES`), or one that is not a regular file,
-    is replaced by a short note saying so.
+    ``limit`` bytes (default :data:`MAX_FEEDBACK_BYTES`), one that is not a regular file, and one
+    without the kit's :data:`CSP_META` are replaced by a short note saying so.
     """
     limit = MAX_FEEDBACK_BYTES if limit is None else limit
     name = f"{check_name(assignment)}.html"
@@ -177,4 +278,6 @@ def copy_feedback(page: Path, out: Path, student_id: str, assignment: str,
     data = read_regular_file(page, limit)
     if data is None:
         data = too_big_note(f"{assignment} of {student_id}", limit)
+    elif not has_kit_csp(data):
+        data = not_sanitized_note(f"{assignment} of {student_id}")
     return write_file_atomically(out, parts, data)
