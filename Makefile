@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install bubblewrap test demo release figures fetch standin clean
+.PHONY: install system-packages test demo release figures fetch standin clean
 
 install: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
-	@command -v bwrap >/dev/null 2>&1 || $(MAKE) --no-print-directory bubblewrap
+	@$(MAKE) --no-print-directory system-packages
 	$(PYTHON) -m venv $(VENV)
 	@# uv (from PyPI) installs the same pinned set as pip in about half the time: parallel downloads
 	@# and unpacking, bytecode compiled on every core. Where uv cannot be had, pip does it.
@@ -21,12 +21,18 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	  && $(PY) -m pip install --quiet --no-deps -e . ; fi
 	touch $(STAMP)
 
-## Grading runs every notebook in a bubblewrap sandbox (Debian/Ubuntu package bubblewrap).
-bubblewrap:
-	@if [ "$$(id -u)" -eq 0 ]; then as_root=""; else as_root="sudo"; fi; \
-	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq bubblewrap >/dev/null \
-	  || { $$as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq bubblewrap >/dev/null; } \
-	  || { echo "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), then run make again" >&2; exit 1; }
+## System packages (Debian/Ubuntu), installed with apt when their command is missing:
+## grading runs every notebook in a bubblewrap sandbox (bwrap); the tests open the feedback pages
+## in headless Chromium (chromium).
+SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" -eq 0 ]; then as_root=""; else as_root="sudo"; fi; \
+	DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq $$missing >/dev/null \
+	  || { $$as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$as_root apt-get install -y -qq $$missing >/dev/null; } \
+	  || { echo "install$$missing (Debian/Ubuntu: apt install$$missing), then run make again" >&2; exit 1; }
 
 ## Tests of the kit, offline: release up to date, then pytest.
 test: install
