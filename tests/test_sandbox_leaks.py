@@ -138,3 +138,24 @@ def test_nothing_written_anywhere_reaches_the_next_kernel_and_every_place_is_cap
     assert too_large == {}
     left = _run_once(Kernel, FIND_MARKS.format(folders=sorted(written), mark=mark))
     assert left == []
+
+
+#: Kernel code: leave a System V shared memory segment and a POSIX message queue behind.
+LEAVE_IPC_OBJECTS = r'''
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+segment = libc.shmget(0x5ca1ab1e, 4096, 0o1600)  # IPC_CREAT | 0600
+queue = os.open('/dev/mqueue/left-behind', os.O_CREAT | os.O_WRONLY, 0o600)
+print(json.dumps([segment, queue]))
+'''
+SEE_IPC_OBJECTS = r'''
+import json, os
+print(json.dumps([open('/proc/sysvipc/shm').read().splitlines()[1:], os.listdir('/dev/mqueue')]))
+'''
+
+
+def test_ipc_objects_do_not_reach_the_next_kernel(zygote):
+    Kernel, _ = zygote
+    segment, queue = _run_once(Kernel, LEAVE_IPC_OBJECTS)
+    assert segment >= 0 and queue >= 0
+    assert _run_once(Kernel, SEE_IPC_OBJECTS) == [[], []]
