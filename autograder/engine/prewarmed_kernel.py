@@ -110,8 +110,9 @@ def launch(arguments: list[str]) -> int:
 
     Signals (SIGINT: interrupt; SIGTERM) are passed on as messages to the zygote, which sends
     them to the kernel: the launcher may not even see the kernel's process (a sandbox's own PID
-    namespace). In a sandbox the kernel works in a private copy of this folder's files, and there
-    is no falling back to an ordinary kernel outside it."""
+    namespace). In a sandbox only the kernel's own environment crosses (``sandbox.kernel_environment``,
+    filtered here), the kernel works in a private copy of this folder's files (sent as open
+    descriptors), and there is no falling back to an ordinary kernel outside it."""
     address = os.environ.get(ZYGOTE_ENV)
     layout = _sandbox_layout()
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -119,16 +120,21 @@ def launch(arguments: list[str]) -> int:
         if not address:
             raise OSError("no zygote")
         connection.connect(address)
-        cwd = os.getcwd()
-        if layout is not None:
-            from autograder.engine import sandbox
-
-            cwd = sandbox.private_working_folder(cwd, layout)
         # sys.path as `python -m ipykernel_launcher` leaves it: PYTHONPATH and the site folders
         # (main() has already dropped this script's folder; IPython adds '' for the working folder).
-        sys_path = list(sys.path)
-        request = {"argv": arguments, "env": dict(os.environ), "cwd": cwd, "sys_path": sys_path}
-        _send(connection, request, fds=[0, 1, 2])
+        request = {"argv": arguments, "sys_path": list(sys.path)}
+        if layout is None:
+            _send(connection, request | {"env": dict(os.environ), "cwd": os.getcwd()}, fds=[0, 1, 2])
+        else:
+            from autograder.engine import sandbox
+
+            names, files = sandbox.open_working_files(os.getcwd())
+            try:
+                _send(connection, request | {"env": sandbox.kernel_environment(dict(os.environ)), "files": names},
+                      fds=[0, 1, 2, *files])
+            finally:
+                for descriptor in files:
+                    os.close(descriptor)
         buffer = bytearray()
         started = _receive_line(connection, buffer)
         if started is None:
@@ -179,13 +185,14 @@ def _child(connection: socket.socket, request: dict, fds: list[int], layout=None
     """In the forked child: become the kernel the launcher asked for. Never returns.
 
     ``layout``: the sandbox (``sandbox.SandboxLayout``) the zygote runs in: the kernel then gets
-    only the allow-listed environment, and its resource limits, before any student code."""
+    only the allow-listed environment and its resource limits, before any student code. What it
+    takes from ``request`` is removed from it."""
     code = 1
     try:
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
             os.close(fd)
-        environment = dict(request["env"])
+        environment = request.pop("env")
         if layout is not None:
             from autograder.engine import sandbox
 
@@ -193,8 +200,8 @@ def _child(connection: socket.socket, request: dict, fds: list[int], layout=None
             sandbox.apply_kernel_limits(layout.memory_mb)
         os.environ.clear()
         os.environ.update(environment)
-        os.chdir(request["cwd"])
-        sys.path[:] = [entry for entry in request["sys_path"] if entry != ""]
+        os.chdir(request.pop("cwd"))
+        sys.path[:] = [entry for entry in request.pop("sys_path") if entry != ""]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -202,14 +209,14 @@ def _child(connection: socket.socket, request: dict, fds: list[int], layout=None
         import threading
 
         threading.Thread(target=_watch_launcher, args=(connection,), name="launcher-watchdog", daemon=True).start()
-        arguments = list(request["argv"])
+        arguments = list(request.pop("argv"))
         if layout is not None:
             # The launcher's pid means nothing in the sandbox's PID namespace: no parent poller
             # (1 means none); the watchdog above ends the kernel when the launcher goes.
             arguments.append("--IPKernelApp.parent_handle=1")
-        elif request["env"].get("JPY_PARENT_PID", "").isdigit():
+        elif environment.get("JPY_PARENT_PID", "").isdigit():
             # IPKernelApp read JPY_PARENT_PID when the zygote imported it; give it the launcher's.
-            arguments.append(f"--IPKernelApp.parent_handle={request['env']['JPY_PARENT_PID']}")
+            arguments.append(f"--IPKernelApp.parent_handle={environment['JPY_PARENT_PID']}")
         sys.argv = [sys.argv[0], *arguments]
         from ipykernel.kernelapp import IPKernelApp
 
@@ -254,50 +261,66 @@ class Zygote:
         self.selector.unregister(connection)
         connection.close()
 
-    def _reset_sandbox(self, keep_job: str | None = None) -> None:
+    @property
+    def _most_fds(self) -> int:
+        """Descriptors a request may carry: the launcher's stdio, and in a sandbox its files."""
+        if self.layout is None:
+            return 3
+        from autograder.engine import sandbox
+
+        return 3 + sandbox.WORKING_FILES
+
+    def _reset_sandbox(self) -> None:
         if self.layout is None:
             return
         from autograder.engine import sandbox
 
         for pid in list(self.children):  # one kernel at a time: a new request ends the old one
             self._forget(pid, exit_code=-signal.SIGKILL)
-        sandbox.reset_between_kernels(self.layout, keep_job)
+        sandbox.reset_between_kernels(self.layout)
 
-    def _job_folder(self, request: dict) -> str | None:
-        """In a sandbox, the request's working folder must be one of the jobs folder's own."""
-        if self.layout is None:
-            return None
-        cwd = os.path.realpath(request.get("cwd", ""))
-        if os.path.dirname(cwd) != os.path.realpath(self.layout.jobs) or not os.path.isdir(cwd):
-            raise ValueError(f"working folder {cwd!r} is not in the sandbox's jobs folder")
-        return cwd
+    def _prepare(self, request, stdio: list[int], files: list[int]) -> None:
+        """Check ``request`` (a JSON object; ``stdio``: the launcher's three standard streams). In
+        a sandbox, reset it, then make the kernel's working folder (``request["cwd"]``) from
+        ``files``, the descriptors of the files the launcher sent; outside one the request names
+        its folder and sends no files. Raises ``ValueError`` for a bad request."""
+        if not isinstance(request, dict) or len(stdio) != 3 or (self.layout is None and files):
+            raise ValueError("a request needs a JSON object and the launcher's three standard streams")
+        if self.layout is not None:
+            from autograder.engine import sandbox
+
+            self._reset_sandbox()
+            request["cwd"] = sandbox.make_working_folder(self.layout, request.pop("files", None) or [], files)
 
     def accept(self) -> None:
         connection, _ = self.listener.accept()
-        payload, ancillary, _, _ = connection.recvmsg(1 << 20, socket.CMSG_SPACE(3 * array.array("i").itemsize))
+        payload, ancillary, _, _ = connection.recvmsg(1 << 20, socket.CMSG_SPACE(self._most_fds * array.array("i").itemsize))
         fds = array.array("i")
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        fds, files = list(fds[:3]), list(fds[3:])
         buffer = bytearray(payload)
-        request = _receive_line(connection, buffer)
         try:
-            if request is None or len(fds) != 3:
-                raise ValueError("a request needs a JSON line and three file descriptors")
-            self._reset_sandbox(keep_job=self._job_folder(request))
+            request = _receive_line(connection, buffer)
+            self._prepare(request, fds, files)
         except (ValueError, OSError) as error:
             print(f"zygote: refused a request: {error}", file=sys.stderr)
             connection.close()
             for fd in fds:
                 os.close(fd)
             return
+        finally:
+            for fd in files:  # copied into the working folder, or refused
+                os.close(fd)
+        del payload, buffer
         pid = os.fork()
         if pid == 0:  # the child keeps only its own connection and the launcher's stdio
             self.selector.close()
             self.listener.close()
             for other in self.children.values():
                 other.close()
-            _child(connection, request, list(fds), self.layout)
+            _child(connection, request, fds, self.layout)
         for fd in fds:
             os.close(fd)
         self.children[pid] = connection
@@ -427,8 +450,10 @@ def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, cod
     if sandbox_layout is not None:
         from autograder.engine import sandbox
 
-        program = sandbox.bwrap_command(program, sandbox_layout, code, dict(os.environ if env is None else env),
-                                        check_socket=check_socket, masked=masked)
+        outside = dict(os.environ if env is None else env)
+        program = sandbox.bwrap_command(program, sandbox_layout, code, outside, check_socket=check_socket,
+                                        masked=masked)
+        env = sandbox.zygote_environment(sandbox_layout, outside, check_socket)  # bwrap's own, too
     try:
         return subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL, pass_fds=[listener.fileno()])
     finally:

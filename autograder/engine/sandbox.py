@@ -10,10 +10,13 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
   ``/lib``, ``/lib64`` links of a merged-usr system), the Python installation (``sys.base_prefix``)
   and the virtual environment (``sys.prefix``) at their own paths, a handful of files of ``/etc``
   (:data:`ETC_FILES`, plus a one-line ``passwd`` and ``group`` for the sandbox's user), a fresh
-  ``/dev`` and ``/proc``, a private size-capped ``/tmp`` and ``HOME`` (tmpfs), the worker's private
-  copy of the kernel's code (:data:`KERNEL_CODE`, read-only), the data folder (read-only), and
-  the folders of :class:`SandboxLayout` that the Jupyter protocol needs; the root itself is
-  remounted read-only, so nothing new appears beside them. Not visible: the
+  read-only ``/dev`` with its own ``/dev/mqueue``, a fresh ``/proc``, the private size-capped
+  folders of :func:`private_folders` (tmpfs: ``/tmp``, ``HOME``, ``/dev/shm``, the jobs folder
+  where each kernel gets a copy of its folder's files), the worker's private copy of the
+  kernel's code (:data:`KERNEL_CODE`, read-only), the data folder (read-only), and the folders of
+  :class:`SandboxLayout` that the Jupyter protocol needs (the handoff folder, writable, is the
+  one place shared with the grader: on its disk, not capped, emptied between kernels); the root
+  itself is remounted read-only, so nothing new appears beside them. Not visible: the
   instructor's home, the kit's checkout, the course folder and its gradebook, the submissions, the
   output folder, other workers' folders, the IPython/Jupyter configuration of the grader.
 - **network**: an own network namespace with only a loopback device: no TCP/UDP to anything,
@@ -22,7 +25,11 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
 - **PID**: the sandbox's processes see only each other (bwrap's own PID 1 reaps orphans). The
   zygote kills every other process in it before each fork and after each kernel (see
   :func:`reset_between_kernels`): nothing a notebook starts in the background reaches the next one.
-- **IPC, UTS**: own System V IPC objects and host name.
+- **IPC, UTS**: own System V IPC objects, POSIX message queues and host name; the zygote removes
+  every IPC object and message queue between kernels.
+- **environment**: bwrap itself is started with only :func:`zygote_environment` (its memory and
+  ``/proc/1/environ`` are readable from inside), and a launcher sends only its kernel's filtered
+  environment to the zygote: no variable of the grader's reaches the sandbox's memory.
 - **user**: the processes run as uid/gid 1000 with no capabilities (``--cap-drop ALL``) and may
   not create further user namespaces (``--disable-userns``). Outside, that uid is the grader's
   own: *when the grader runs as root, uid 1000 inside is root outside*, so the boundary is then
@@ -69,6 +76,16 @@ HOME_FOLDERS = {"IPYTHONDIR": ".ipython", "JUPYTER_CONFIG_DIR": ".jupyter", "JUP
                 "MPLCONFIGDIR": ".config/matplotlib"}
 TMP_BYTES = 1 << 30
 HOME_BYTES = 256 << 20
+JOBS_BYTES = 1 << 30
+SHM_BYTES = 256 << 20
+SHM, MQUEUE = "/dev/shm", "/dev/mqueue"
+#: Private tmpfs folders of every sandbox and their sizes (see :func:`private_folders`).
+PRIVATE_FOLDER_BYTES = {"/tmp": TMP_BYTES, HOME: HOME_BYTES, SHM: SHM_BYTES}
+#: POSIX message queues (``/dev/mqueue``, the sandbox's own): bytes a kernel may hold in them.
+MQUEUE_BYTES = 1 << 20
+#: Regular files of the launcher's folder copied into the kernel's working folder, at most
+#: (a Unix socket message carries at most 253 file descriptors, three of them the stdio).
+WORKING_FILES = 200
 LARGEST_FILE_BYTES = 256 << 20
 OPEN_FILES = 1024
 PROCESSES = 512
@@ -98,8 +115,8 @@ class SandboxUnavailable(RuntimeError):
 class SandboxLayout:
     """The folders of one worker's sandbox, at the same path inside and outside.
 
-    ``jobs`` (writable inside): one fresh working folder per kernel, a copy of the files of the
-    folder nbgrader runs it in. ``handoff`` (writable inside): the kernel's ZMQ ipc sockets. ``connections`` (read-only inside): the
+    ``jobs`` (inside: a private tmpfs at that path): one fresh working folder per kernel, a copy
+    of the files of the folder nbgrader runs it in. ``handoff`` (writable inside): the kernel's ZMQ ipc sockets. ``connections`` (read-only inside): the
     connection files jupyter_client writes (the worker's TMPDIR). ``etc``: the sandbox's
     ``passwd`` and ``group``. ``memory_mb``: the kernels' address-space limit.
     """
@@ -180,11 +197,21 @@ def _system_binds() -> list[str]:
     return options
 
 
-def _private_folders() -> list[str]:
-    """Fresh /dev (null, zero, random, tty, shm: no host devices) and /proc (this PID namespace
-    only); /tmp and HOME as size-capped tmpfs that nobody else sees."""
-    return ["--dev", "/dev", "--proc", "/proc", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-            "--size", str(HOME_BYTES), "--perms", "0700", "--tmpfs", HOME]
+def private_folders(layout: SandboxLayout) -> dict[str, int]:
+    """``{folder: bytes}``: the only folders a kernel can create files in, each a size-capped
+    tmpfs that nobody outside the sandbox sees, emptied between kernels: /tmp, HOME, /dev/shm
+    and the jobs folder (the kernels' working folders)."""
+    return PRIVATE_FOLDER_BYTES | {layout.jobs: JOBS_BYTES}
+
+
+def _private_folders(layout: SandboxLayout) -> list[str]:
+    """Fresh /dev (null, zero, random, tty: no host devices), read-only, with its own POSIX
+    message queues (/dev/mqueue); /proc (this PID namespace only); and :func:`private_folders`.
+    /tmp first: the jobs folder may lie under it."""
+    options = ["--dev", "/dev", "--mqueue", MQUEUE, "--proc", "/proc"]
+    for folder, size in private_folders(layout).items():
+        options += ["--size", str(size), *(["--perms", "0700"] if folder == HOME else []), "--tmpfs", folder]
+    return [*options, "--remount-ro", "/dev"]
 
 
 def _etc_binds(layout: SandboxLayout) -> list[str]:
@@ -198,12 +225,13 @@ def _etc_binds(layout: SandboxLayout) -> list[str]:
 
 def _grading_binds(layout: SandboxLayout, code: Path, env: dict, check_socket: bool) -> list[str]:
     """The grader's code copy and the data (read-only), the connection files (read-only), the
-    jobs and handoff folders (writable), and with ``check_socket`` the trusted check socket's
+    handoff folder (writable: the kernels' ZMQ sockets; shared with the grader, so neither private
+    nor size-capped, only emptied between kernels), and with ``check_socket`` the trusted check socket's
     folder (read-only: the check kernel's sandbox only)."""
     from student_src import assets
 
     options = ["--ro-bind", str(code), str(code), "--ro-bind", layout.connections, layout.connections,
-               "--bind", layout.jobs, layout.jobs, "--bind", layout.handoff, layout.handoff]
+               "--bind", layout.handoff, layout.handoff]
     data = env.get(assets.DATA_DIR_ENV) or str(assets.data_dir())
     options += ["--ro-bind-try", data, data]
     if check_socket and env.get(CHECK_SOCKET_ENV):
@@ -231,19 +259,28 @@ def sandbox_environment(env: dict) -> dict:
     return kept
 
 
-def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: dict, check_socket: bool = True,
-                  masked: dict | None = None) -> list[str]:
-    """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with the
-    allow-listed part of ``env`` plus :data:`SANDBOX_ENV` as its only environment.
-
-    ``check_socket``: bind the hidden checks' socket folder (the check kernel's sandbox; not the
-    notebook kernel's). ``masked``: ``{real path: replacement}`` mounted over library folders."""
+def zygote_environment(layout: SandboxLayout, env: dict, check_socket: bool = True) -> dict:
+    """The whole environment of the sandbox: the allow-listed part of ``env`` plus
+    :data:`SANDBOX_ENV` (without the check socket's variable unless ``check_socket``). Give it to
+    bwrap itself too (``Popen(env=...)``): bwrap's own memory and ``/proc/1/environ`` are
+    readable from inside, so the grader's variables must not even reach bwrap."""
     environment = sandbox_environment(env) | {SANDBOX_ENV: layout.to_env()}
     if not check_socket:
         environment.pop(CHECK_SOCKET_ENV, None)
-    # The private /tmp and HOME first: a later bind under them (a venv or checkout in /tmp) stays
+    return environment
+
+
+def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: dict, check_socket: bool = True,
+                  masked: dict | None = None) -> list[str]:
+    """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with
+    :func:`zygote_environment` as its only environment.
+
+    ``check_socket``: bind the hidden checks' socket folder (the check kernel's sandbox; not the
+    notebook kernel's). ``masked``: ``{real path: replacement}`` mounted over library folders."""
+    environment = zygote_environment(layout, env, check_socket)
+    # The private folders first: a later bind under them (a venv or checkout in /tmp) stays
     # visible; made after them, the tmpfs would hide it. The masks last: over the system binds.
-    options = ["bwrap", *_namespace_options(), *_private_folders(), *_system_binds(), *_etc_binds(layout),
+    options = ["bwrap", *_namespace_options(), *_private_folders(layout), *_system_binds(), *_etc_binds(layout),
                *_grading_binds(layout, Path(code), env, check_socket), *_masks(masked or {}),
                "--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for name, value in environment.items():
@@ -288,13 +325,43 @@ def check_choice(choice: str) -> str | None:
 # The launcher's side (outside): a private working folder
 
 
-def private_working_folder(source: str, layout: SandboxLayout) -> str:
-    """A new folder under ``layout.jobs`` holding copies of the regular files of ``source``
-    (symlinks and sub-folders are not followed): the kernel's working folder."""
+def open_working_files(source: str) -> tuple[list[str], list[int]]:
+    """``(names, descriptors)``: the regular files of ``source`` (symlinks and sub-folders are
+    not followed), opened read-only, for the zygote to copy into the kernel's private working
+    folder (:func:`make_working_folder`). The caller closes the descriptors."""
+    names = sorted(entry.name for entry in os.scandir(source) if entry.is_file(follow_symlinks=False))
+    if len(names) > WORKING_FILES:
+        raise OSError(f"{source} holds {len(names)} files; a sandboxed kernel's working folder takes at most "
+                      f"{WORKING_FILES}")
+    descriptors = []
+    try:
+        for name in names:
+            descriptors.append(os.open(os.path.join(source, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+    except OSError:
+        for descriptor in descriptors:
+            os.close(descriptor)
+        raise
+    return names, descriptors
+
+
+def make_working_folder(layout: SandboxLayout, names: list, descriptors: list[int]) -> str:
+    """In the zygote: a new folder in the sandbox's private jobs folder holding a copy of each
+    file ``descriptors[i]`` under ``names[i]`` (plain file names only): the kernel's working
+    folder. The copy never passes through this process's memory (``sendfile``), which the next
+    kernels inherit. Raises ``ValueError`` for a bad request; the caller closes the descriptors."""
+    if len(names) != len(descriptors) or not all(
+            isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+            for name in names):
+        raise ValueError("the working files' names must be plain file names, one per descriptor")
     target = tempfile.mkdtemp(prefix="job-", dir=layout.jobs)
-    for entry in os.scandir(source):
-        if entry.is_file(follow_symlinks=False):
-            shutil.copyfile(entry.path, os.path.join(target, entry.name), follow_symlinks=False)
+    for name, descriptor in zip(names, descriptors):
+        copy = os.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            offset = 0
+            while sent := os.sendfile(copy, descriptor, offset, 1 << 30):
+                offset += sent
+        finally:
+            os.close(copy)
     os.chmod(target, 0o755)
     return target
 
@@ -354,19 +421,19 @@ def _mount_points() -> set[str]:
     return points
 
 
-def _empty_folder(folder: str, keep: set, mounts: set) -> None:
-    """Remove everything in ``folder`` except ``keep`` and the mount points inside it (the bind
-    mounts that /tmp may hold), descending into folders that hold a mount point."""
+def _empty_folder(folder: str, mounts: set) -> None:
+    """Remove everything in ``folder`` except the mount points inside it (the bind mounts that
+    /tmp may hold), descending into folders that hold a mount point."""
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return
     for entry in entries:
-        if entry.path in keep or entry.path in mounts:
+        if entry.path in mounts:
             continue
         if entry.is_dir(follow_symlinks=False):
             if any(mount.startswith(entry.path + "/") for mount in mounts):
-                _empty_folder(entry.path, keep, mounts)
+                _empty_folder(entry.path, mounts)
             else:
                 shutil.rmtree(entry.path, ignore_errors=True)
         else:
@@ -376,17 +443,33 @@ def _empty_folder(folder: str, keep: set, mounts: set) -> None:
                 pass
 
 
-def reset_between_kernels(layout: SandboxLayout, keep_job: str | None = None) -> None:
+def remove_ipc_objects() -> None:
+    """Remove every System V shared memory segment, semaphore set and message queue of the
+    sandbox's IPC namespace (all the sandbox user's own): they would outlive a kernel."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    remove = {"shm": lambda key: libc.shmctl(key, 0, None), "sem": lambda key: libc.semctl(key, 0, 0),
+              "msg": lambda key: libc.msgctl(key, 0, None)}  # 0: IPC_RMID
+    for kind, remove_one in remove.items():
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            remove_one(int(line.split()[1]))
+
+
+def reset_between_kernels(layout: SandboxLayout) -> None:
     """What the zygote does before each fork and after each kernel: kill every other process,
-    then empty /tmp, HOME (recreating the empty config folders), the jobs folder (except
-    ``keep_job``, the next kernel's working folder) and, between kernels (``keep_job`` None),
-    the handoff folder. Nothing a notebook leaves on disk or running reaches the next one."""
+    then empty the private folders (:func:`private_folders`; recreating HOME's empty config
+    folders), the POSIX message queues, the handoff folder, and remove the System V IPC objects.
+    Nothing a notebook leaves on disk, in memory or running reaches the next one."""
     kill_other_processes()
     mounts = _mount_points()
-    keep = {keep_job} if keep_job else set()
-    folders = ["/tmp", HOME, layout.jobs] + ([] if keep_job else [layout.handoff])
-    for folder in folders:
-        _empty_folder(folder, keep, mounts)
+    for folder in [*private_folders(layout), MQUEUE, layout.handoff]:
+        _empty_folder(folder, mounts)
+    remove_ipc_objects()
     make_home_folders()
 
 
@@ -426,8 +509,10 @@ def apply_kernel_limits(memory_mb: int | None) -> None:
     _lower_limit(resource.RLIMIT_NOFILE, OPEN_FILES)
     _lower_limit(resource.RLIMIT_CORE, 0)
     _lower_limit(resource.RLIMIT_NPROC, PROCESSES)
+    _lower_limit(resource.RLIMIT_MSGQUEUE, MQUEUE_BYTES)
 
 
 def kernel_environment(requested: dict) -> dict:
     """The environment of a forked kernel: the allow-listed part of the launcher's."""
     return sandbox_environment(requested)
+
