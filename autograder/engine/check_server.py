@@ -800,21 +800,24 @@ class CheckServer:
 
     def _serve(self) -> None:
         """One thread per connection: while grading, one kernel talks at a time; ``validate``
-        runs several notebooks side by side against one server."""
+        runs several notebooks side by side against one server. A connection belongs to the
+        notebook being graded when it is accepted (and is closed with it)."""
         while True:
             try:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle_and_close, args=(connection,), daemon=True).start()
-
-    def _handle_and_close(self, connection: socket.socket) -> None:
-        with connection:
             with self.lock:
                 notebook, cell = self.notebook, self.current_cell
                 crowded = sum(owner is notebook for owner in self.connections.values()) >= MAX_OPEN_CONNECTIONS
                 if not crowded:
                     self.connections[connection] = notebook
+            threading.Thread(target=self._handle_and_close, args=(connection, notebook, cell, crowded),
+                             daemon=True).start()
+
+    def _handle_and_close(self, connection: socket.socket, notebook: GradedNotebook | None, cell: int | None,
+                          crowded: bool) -> None:
+        with connection:
             if crowded:
                 self._answer(connection, False, f"hidden check refused: more than {MAX_OPEN_CONNECTIONS} "
                                                 "check connections open at once")
