@@ -430,7 +430,8 @@ def run(module: str, check: str, *functions) -> None:
     try:
         connection.connect(address)
         session = _KernelSession(connection, functions)
-        verdict = session.request({"op": "run", "module": module, "check": check, "token": os.environ.get(TOKEN_ENV, ""),
+        verdict = session.request({"op": "run", "module": module, "check": check,
+                                   "token": os.environ.get(TOKEN_ENV, ""),
                                    "functions": [describe(function) for function in functions]})
     finally:
         connection.close()
