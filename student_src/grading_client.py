@@ -37,8 +37,14 @@ import torch
 from torch import nn
 
 SOCKET_ENV = "XAI_CHECK_SOCKET"
+#: The graded notebook's session token (the grader sets a new one per notebook): a check request
+#: carries it, and the grader runs only requests of the notebook being graded.
+TOKEN_ENV = "XAI_CHECK_TOKEN"
 #: Largest message either side accepts (a CIFAR ResNet-18 with its state is about 45 MB).
 MAX_FRAME_BYTES = 512 * 2**20
+#: Bytes read from the socket at a time: a message's memory grows with what has arrived, so a
+#: length announced and never sent costs nothing.
+READ_CHUNK_BYTES = 1 << 20
 MAX_DEPTH = 32
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -64,27 +70,36 @@ def send_frame(connection: socket.socket, message) -> None:
 
 
 def _read_exactly(connection: socket.socket, size: int) -> bytearray:
-    data = bytearray(size)
-    view, done = memoryview(data), 0
-    while done < size:
-        received = connection.recv_into(view[done:], min(size - done, 1 << 22))
+    """``size`` bytes, read as they arrive (never allocated ahead of them)."""
+    data = bytearray()
+    while len(data) < size:
+        received = connection.recv(min(size - len(data), READ_CHUNK_BYTES))
         if not received:
             raise ProtocolError("the connection closed in the middle of a message")
-        done += received
+        data += received
     return data
 
 
-def receive_frame(connection: socket.socket, from_trusted_side: bool):
-    """One message. ``from_trusted_side=False`` (the grader reading a kernel's message) loads
-    with ``weights_only=True``: plain containers and tensors, nothing else is unpickled."""
+def receive_bytes(connection: socket.socket, limit: int = MAX_FRAME_BYTES) -> bytearray:
+    """One frame's bytes; a length over ``limit`` is refused before anything else is read."""
     (size,) = struct.unpack(">Q", _read_exactly(connection, 8))
-    if size > MAX_FRAME_BYTES:
-        raise ProtocolError(f"a message of {size} bytes is over the limit of {MAX_FRAME_BYTES}")
-    data = io.BytesIO(_read_exactly(connection, size))
+    if size > limit:
+        raise ProtocolError(f"a message of {size} bytes is over the limit of {limit}")
+    return _read_exactly(connection, size)
+
+
+def load_frame(data, from_trusted_side: bool):
+    """A frame's message. ``from_trusted_side=False`` (the grader reading a kernel's message)
+    loads with ``weights_only=True``: plain containers and tensors, nothing else is unpickled."""
     try:
-        return torch.load(data, weights_only=not from_trusted_side, map_location="cpu")
+        return torch.load(io.BytesIO(data), weights_only=not from_trusted_side, map_location="cpu")
     except Exception as error:  # noqa: BLE001 (anything unreadable is a protocol error)
         raise ProtocolError(f"unreadable message ({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def receive_frame(connection: socket.socket, from_trusted_side: bool):
+    """One message (:func:`receive_bytes`, then :func:`load_frame`)."""
+    return load_frame(receive_bytes(connection), from_trusted_side)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,6 +431,7 @@ def run(module: str, check: str, *functions) -> None:
         connection.connect(address)
         session = _KernelSession(connection, functions)
         verdict = session.request({"op": "run", "module": module, "check": check,
+                                   "token": os.environ.get(TOKEN_ENV, ""),
                                    "functions": [describe(function) for function in functions]})
     finally:
         connection.close()

@@ -42,13 +42,13 @@ MUTANT_MODULES = {a01_hooks: mutants01, a02_gradcam: mutants02, a03_guided: muta
 def server():
     running = check_server.ensure_running()
     yield running
-    running.reset()
+    running.end_notebook()
 
 
 def _remote_verdict(server, check, arguments: dict) -> tuple[bool, str]:
     """Run ``check`` through the server with ``arguments`` (kernel side in this process)."""
     module = check.__module__.rsplit(".", 1)[-1]
-    server.reset()
+    server.begin_notebook()
     server.cell_started(7)
     try:
         grading_client.run(module, check.__name__, *[arguments[name] for name in inspect.signature(check).parameters])
@@ -151,9 +151,10 @@ def test_a_kernel_message_that_would_run_code_when_unpickled_is_refused(server, 
     ("a01_hooks", "check_nothing"), ("a01_hooks", "torch"),
 ])
 def test_only_real_checks_run(server, module, check):
-    server.reset()
+    server.begin_notebook()
     server.cell_started(1)
-    verdict = _raw_exchange(server, _frame({"op": "run", "module": module, "check": check, "functions": []}))
+    verdict = _raw_exchange(server, _frame({"op": "run", "module": module, "check": check, "functions": [],
+                                            "token": os.environ[check_server.TOKEN_ENV]}))
     assert verdict["passed"] is False
     assert server.passed_in(1) == set()
 
@@ -168,9 +169,10 @@ def test_an_oversized_message_is_refused_without_reading_it(server):
 
 
 def test_a_forged_verdict_from_the_kernel_counts_for_nothing(server):
-    server.reset()
+    server.begin_notebook()
     server.cell_started(2)
-    verdict = _raw_exchange(server, _frame({"op": "verdict", "passed": True, "message": ""}))
+    verdict = _raw_exchange(server, _frame({"op": "verdict", "passed": True, "message": "",
+                                            "token": os.environ[check_server.TOKEN_ENV]}))
     assert verdict["passed"] is False
     assert server.passed_in(2) == set()
 

@@ -54,7 +54,7 @@ MAY_PASS = {
 def server():
     running = check_server.ensure_running()
     yield running
-    running.reset()
+    running.end_notebook()
 
 
 #: What an adversary changes: everything it is given, only the models (the red team's attack: a

@@ -19,6 +19,21 @@ that runs nbgrader (outside the sandbox) and:
 3. records the verdict under the cell that is running (:meth:`CheckServer.cell_started`, told
    by the Execute preprocessor), and tells the kernel pass or fail, with the check's message.
 
+It is bound to the notebook being graded and bounded in what a kernel can make it do:
+
+- :meth:`CheckServer.begin_notebook` gives each notebook a new random token, put in the
+  environment its kernels are started with; a request without it is refused, and a verdict is
+  recorded only if its notebook is still the one being graded: a connection of an earlier
+  notebook (kept busy past its end) changes no later notebook's result.
+  :meth:`CheckServer.end_notebook` closes every check connection still open;
+- a kernel's message is read as it arrives (a length announced and never sent costs nothing) and
+  is refused, before it is unpickled, when it is over the frame limit, not a plain archive of
+  stored records, or its pickle is large (:func:`receive_message`);
+- the work the kernel's answers cause here (bytes read, tensor elements decoded, models rebuilt
+  from a kernel's copy, grader callbacks run) is counted per answer and per notebook against
+  :data:`WORK_LIMITS` (:class:`WorkBudget`); past a limit the check fails with a message that
+  says which, and every later call of that check fails the same way.
+
 The reference solutions, the checks, the expected values: none of it leaves this process. What a
 kernel can still do is lie about what it reports (the side effects of its own function): that can only win it the points of its own side-effect checks, never make a
 wrong output pass a comparison, and never reach another notebook's verdicts.
@@ -30,13 +45,17 @@ import builtins
 import contextlib
 import contextvars
 import copy
+import hmac
 import importlib
+import io
 import itertools
 import os
 import pkgutil
+import secrets
 import socket
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +65,95 @@ from torch import nn
 from student_src import grading_client as wire
 
 SOCKET_ENV = wire.SOCKET_ENV
+TOKEN_ENV = wire.TOKEN_ENV
+#: What a kernel's messages may make this process do: ``{work: (per answer, per notebook)}``. An
+#: answer is one message of the kernel (a request, a function's result, a callback request).
+#: The references through the server (tests/test_check_server.py) use at most, per check: 45 MB and
+#: 11M elements in one message, 162 MB, 40M elements, 15 callbacks and 2 models rebuilt in all.
+WORK_LIMITS = {
+    "bytes received": (wire.MAX_FRAME_BYTES, 16 << 30),
+    "pickle bytes": (4 << 20, 1 << 30),
+    "tensor elements decoded": (1 << 27, 1 << 32),
+    "models rebuilt": (4, 256),
+    "grader callbacks run": (1, 5_000),
+}
+#: Hooks mirrored per module and kind at most (a model with more is as wrong as one with this many).
+MAX_MIRRORED_HOOKS = 64
+#: Check connections one notebook may hold open at once (an honest one uses one at a time).
+MAX_OPEN_CONNECTIONS = 8
+STALE_MESSAGE = "hidden check refused: this connection does not belong to the notebook being graded"
+
+
+class WorkLimitExceeded(Exception):
+    """The kernel's messages asked this process for more work than :data:`WORK_LIMITS` allow."""
+
+
+class WorkBudget:
+    """The work one notebook's kernels have made this process do, in all; :meth:`answer` counts
+    one message's share of it."""
+
+    def __init__(self, limits: dict | None = None):
+        self.limits = dict(WORK_LIMITS if limits is None else limits)
+        self.spent = dict.fromkeys(self.limits, 0)
+        self.lock = threading.Lock()
+
+    def answer(self) -> "AnswerBudget":
+        return AnswerBudget(self)
+
+
+class AnswerBudget:
+    """One message's work: :meth:`spend` raises :class:`WorkLimitExceeded` past either limit."""
+
+    def __init__(self, notebook: WorkBudget):
+        self.notebook = notebook
+        self.spent = dict.fromkeys(notebook.limits, 0)
+
+    def spend(self, work: str, amount: int = 1) -> None:
+        per_answer, per_notebook = self.notebook.limits[work]
+        self.spent[work] += amount
+        if self.spent[work] > per_answer:
+            raise WorkLimitExceeded(f"one message of your notebook asked the grader for {self.spent[work]} {work} "
+                                    f"(at most {per_answer} per message)")
+        with self.notebook.lock:
+            self.notebook.spent[work] += amount
+            total = self.notebook.spent[work]
+        if total > per_notebook:
+            raise WorkLimitExceeded(f"your notebook's hidden checks asked the grader for {total} {work} in all "
+                                    f"(at most {per_notebook} per notebook)")
+
+
+def receive_message(connection: socket.socket, budget: AnswerBudget):
+    """One message of a kernel, as plain data, counted against ``budget`` before it is unpickled:
+    the frame's size, its archive (records stored as they are: a compressed record could unpack to
+    any size) and its pickle; then the elements of the tensors it holds (an expanded tensor of a
+    few bytes can claim a trillion)."""
+    data = wire.receive_bytes(connection)
+    budget.spend("bytes received", len(data))
+    try:
+        records = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as error:
+        raise wire.ProtocolError(f"a message that is not a torch.save archive ({error})") from None
+    if any(record.compress_type != zipfile.ZIP_STORED for record in records):
+        raise wire.ProtocolError("a message with compressed records")
+    if sum(record.file_size for record in records) > len(data):
+        raise wire.ProtocolError("a message whose records claim more bytes than it has")
+    budget.spend("pickle bytes", sum(record.file_size for record in records if record.filename.endswith(".pkl")))
+    message = wire.load_frame(data, from_trusted_side=False)
+    budget.spend("tensor elements decoded", _tensor_elements(message))
+    return message
+
+
+def _tensor_elements(value, depth: int = 0) -> int:
+    """How many elements the tensors in a loaded message claim (views counted each)."""
+    if depth > 2 * wire.MAX_DEPTH:
+        raise wire.ProtocolError("a message nested too deeply")
+    if isinstance(value, torch.Tensor):
+        return value.numel()
+    if isinstance(value, dict):
+        return sum(_tensor_elements(key, depth + 1) + _tensor_elements(item, depth + 1) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_elements(item, depth + 1) for item in value)
+    return 0
 
 
 class Opaque:
@@ -289,10 +397,15 @@ def _module_fingerprint(module: nn.Module) -> tuple:
 
 class TrustedSession:
     """One check's conversation with a kernel: what was sent (models, tensors, callbacks) and the
-    mirroring of what the kernel reports back."""
+    mirroring of what the kernel reports back. ``budget``: the notebook's :class:`WorkBudget`;
+    once a message goes over it, :attr:`over_budget` holds the error and every later call raises
+    it again (a check that catches a student's exception cannot go on past it)."""
 
-    def __init__(self, connection: socket.socket):
+    def __init__(self, connection: socket.socket, budget: WorkBudget | None = None):
         self.connection = connection
+        self.budget = budget if budget is not None else WorkBudget()
+        self.answer = self.budget.answer()             # the message being read
+        self.over_budget: WorkLimitExceeded | None = None
         self.refs = itertools.count(1)
         self.module_refs: dict[int, int] = {}        # id(trusted module) -> ref
         self.modules: dict[int, nn.Module] = {}      # ref -> trusted module
@@ -395,6 +508,7 @@ class TrustedSession:
         structure = _normalized(described.get("structure", []))
         for module in self.modules.values():
             if _normalized(wire.module_structure(module)) == structure:
+                self.answer.spend("models rebuilt")
                 rebuilt = copy.deepcopy(module)
                 with torch.no_grad():
                     own = rebuilt.state_dict(keep_vars=True)
@@ -427,16 +541,31 @@ class TrustedSession:
 
     # -- the conversation
     def call(self, target, args, kwargs, operation: str | None = None, replaced_globals: dict | None = None):
+        if self.over_budget is not None:
+            raise self.over_budget
+        try:
+            return self._call(target, args, kwargs, operation, replaced_globals)
+        except WorkLimitExceeded as error:
+            self.over_budget = error
+            raise
+
+    def receive(self):
+        """The kernel's next message (:func:`receive_message`, counted as a new answer)."""
+        self.answer = self.budget.answer()
+        return receive_message(self.connection, self.answer)
+
+    def _call(self, target, args, kwargs, operation, replaced_globals):
         message = wire.Call(target, self.encode(tuple(args)), self.encode(dict(kwargs)), operation,
                             {name: self.encode(value) for name, value in (replaced_globals or {}).items()},
                             grad_enabled=torch.is_grad_enabled())
         wire.send_frame(self.connection, message)
         while True:
-            answer = wire.receive_frame(self.connection, from_trusted_side=False)
+            answer = self.receive()
             if not isinstance(answer, dict):
                 raise wire.ProtocolError("an answer that is not a message")
             operation_name = answer.get("op")
             if operation_name == "callback":
+                self.answer.spend("grader callbacks run")
                 self.apply_effects(answer.get("effects"))
                 wire.send_frame(self.connection, self._run_callback(answer))
                 continue
@@ -459,6 +588,8 @@ class TrustedSession:
             with torch.set_grad_enabled(bool(request.get("grad_enabled", True))):
                 result = function(*args, **{str(key): item for key, item in kwargs.items()})
             return {"op": "return", "value": _detached(result)}
+        except WorkLimitExceeded:
+            raise
         except Exception as error:  # noqa: BLE001 (handed back to the student's code as its exception)
             return {"op": "raised", "type": type(error).__name__, "message": str(error)[:2000]}
 
@@ -500,7 +631,7 @@ def _mirror_hooks(module: nn.Module, counts) -> None:
         for key in added.pop(kind, []):
             hooks.pop(key, None)
         keys = []
-        while len(hooks) < int(count):
+        while len(hooks) < min(int(count), MAX_MIRRORED_HOOKS):
             key = -(len(keys) + 1) - 10**9
             hooks[key] = _no_op_hook
             keys.append(key)
@@ -567,8 +698,9 @@ def _check_function(module_name: str, check: str):
     return module, function
 
 
-def run_check(connection: socket.socket, request) -> tuple[str, bool, str]:
-    """Run the check ``request`` asks for over ``connection``; return (name, passed, message)."""
+def run_check(connection: socket.socket, request, budget: WorkBudget | None = None) -> tuple[str, bool, str]:
+    """Run the check ``request`` asks for over ``connection``, within ``budget`` (the notebook's);
+    return (name, passed, message)."""
     if not isinstance(request, dict) or request.get("op") != "run":
         return "", False, "not a hidden-check request"
     module, check = request.get("module"), request.get("check")
@@ -577,11 +709,15 @@ def run_check(connection: socket.socket, request) -> tuple[str, bool, str]:
     if function is None:
         return name, False, f"there is no hidden check {name}"
     descriptions = [item for item in request.get("functions", []) if isinstance(item, dict)]
-    session = TrustedSession(connection)
+    session = TrustedSession(connection, budget)
     remote = [RemoteFunction(session, index, description) for index, description in enumerate(descriptions)]
     try:
         with torch.random.fork_rng(devices=[]), pristine_copies_in_use(session.pristine):
             function(*remote)
+        if session.over_budget is not None:
+            raise session.over_budget
+    except WorkLimitExceeded as error:
+        return name, False, f"hidden check failed: {error}"
     except wire.ProtocolError as error:
         return name, False, f"hidden check failed: the notebook broke the grader's connection ({error})"
     except AssertionError as error:
@@ -591,14 +727,29 @@ def run_check(connection: socket.socket, request) -> tuple[str, bool, str]:
     return name, True, ""
 
 
+class GradedNotebook:
+    """The notebook being graded: its ``token`` (in its kernels' environment), the work its
+    kernels have made this process do (``budget``)."""
+
+    def __init__(self):
+        self.token = secrets.token_hex(16)
+        self.budget = WorkBudget()
+
+
 class CheckServer:
-    """Listens at ``address``; runs one check at a time; keeps ``{cell index: {check: passed}}``."""
+    """Listens at ``address``; runs the checks its connections ask for; keeps, for the notebook
+    being graded (:meth:`begin_notebook` to :meth:`end_notebook`), ``{cell index: {check: passed}}``.
+
+    Without a notebook begun (``validate``, ``figures``: the instructor's own notebooks) checks
+    run and answer, with a budget per connection, and no verdict is kept."""
 
     def __init__(self, address: str):
         self.address = address
         self.lock = threading.Lock()
+        self.notebook: GradedNotebook | None = None
         self.current_cell: int | None = None
         self.verdicts: dict[int, dict[str, bool]] = {}
+        self.connections: dict[socket.socket, GradedNotebook | None] = {}  # open -> the notebook it came in
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(address)
         os.chmod(address, 0o777)  # the sandbox's uid must be able to connect
@@ -606,11 +757,23 @@ class CheckServer:
         self.thread = threading.Thread(target=self._serve, name="hidden-check-server", daemon=True)
         self.thread.start()
 
-    def reset(self) -> None:
-        """A new notebook: no verdicts, no cell running."""
+    def begin_notebook(self) -> GradedNotebook:
+        """A new notebook: a new token, in ``os.environ`` (start its kernels after this), no
+        verdicts, no cell running; connections still open (an earlier notebook's) are closed."""
         with self.lock:
-            self.verdicts = {}
-            self.current_cell = None
+            self._close_connections()
+            self.notebook, self.verdicts, self.current_cell = GradedNotebook(), {}, None
+            os.environ[TOKEN_ENV] = self.notebook.token
+            return self.notebook
+
+    def end_notebook(self) -> dict:
+        """The notebook is done: return its verdicts; close its connections; its token is void."""
+        with self.lock:
+            verdicts = {index: dict(found) for index, found in self.verdicts.items()}
+            self._close_connections()
+            self.notebook, self.verdicts, self.current_cell = None, {}, None
+            os.environ.pop(TOKEN_ENV, None)
+            return verdicts
 
     def cell_started(self, index: int) -> None:
         with self.lock:
@@ -621,47 +784,80 @@ class CheckServer:
         with self.lock:
             return {name for name, passed in self.verdicts.get(index, {}).items() if passed}
 
-    def snapshot(self) -> dict:
-        with self.lock:
-            return {index: dict(found) for index, found in self.verdicts.items()}
+    def _close_connections(self) -> None:
+        """(Lock held.) Shut every open check connection: its thread stops at its next read or
+        write, and what it finds is recorded nowhere (:meth:`_record` sees another notebook)."""
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
-    def _record(self, cell: int | None, name: str, passed: bool) -> None:
-        if cell is None or not name:
-            return
+    def _record(self, notebook: GradedNotebook | None, cell: int | None, name: str, passed: bool) -> None:
         with self.lock:
+            if notebook is None or notebook is not self.notebook or cell is None or not name:
+                return
             found = self.verdicts.setdefault(cell, {})
             found[name] = found.get(name, True) and passed
 
     def _serve(self) -> None:
         """One thread per connection: while grading, one kernel talks at a time; ``validate``
-        runs several notebooks side by side against one server."""
+        runs several notebooks side by side against one server. A connection belongs to the
+        notebook being graded when it is accepted (and is closed with it)."""
         while True:
             try:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle_and_close, args=(connection,), daemon=True).start()
+            with self.lock:
+                notebook, cell = self.notebook, self.current_cell
+                crowded = sum(owner is notebook for owner in self.connections.values()) >= MAX_OPEN_CONNECTIONS
+                if not crowded:
+                    self.connections[connection] = notebook
+            threading.Thread(target=self._handle_and_close, args=(connection, notebook, cell, crowded),
+                             daemon=True).start()
 
-    def _handle_and_close(self, connection: socket.socket) -> None:
+    def _handle_and_close(self, connection: socket.socket, notebook: GradedNotebook | None, cell: int | None,
+                          crowded: bool) -> None:
         with connection:
-            self._handle(connection)
+            if crowded:
+                self._answer(connection, False, f"hidden check refused: more than {MAX_OPEN_CONNECTIONS} "
+                                                "check connections open at once")
+                return
+            try:
+                self._handle(connection, notebook, cell)
+            finally:
+                with self.lock:
+                    self.connections.pop(connection, None)
 
-    def _handle(self, connection: socket.socket) -> None:
-        with self.lock:
-            cell = self.current_cell
+    def _handle(self, connection: socket.socket, notebook: GradedNotebook | None, cell: int | None) -> None:
+        budget = notebook.budget if notebook is not None else WorkBudget()
         name = ""
         try:
-            request = wire.receive_frame(connection, from_trusted_side=False)
-            name, passed, message = run_check(connection, request)
+            request = receive_message(connection, budget.answer())
+            if isinstance(request, dict) and not _carries_token(request, notebook):
+                passed, message = False, STALE_MESSAGE
+            else:
+                name, passed, message = run_check(connection, request, budget)
+        except WorkLimitExceeded as error:
+            passed, message = False, f"hidden check failed: {error}"
         except Exception as error:  # noqa: BLE001 (a broken request fails; the server goes on)
-            passed, message = False, f"hidden check failed: {type(error).__name__}"
-        self._record(cell, name, passed)
+            passed, message = False, f"hidden check failed: {type(error).__name__}: {str(error)[:300]}"
+        self._record(notebook, cell, name, passed)
+        self._answer(connection, passed, message)
+
+    @staticmethod
+    def _answer(connection: socket.socket, passed: bool, message: str) -> None:
         with contextlib.suppress(OSError):
             wire.send_frame(connection, {"op": "verdict", "passed": passed, "message": message})
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.listener.close()
+
+
+def _carries_token(request: dict, notebook: GradedNotebook | None) -> bool:
+    """Whether ``request`` carries the token of ``notebook`` (none: the empty token)."""
+    token = request.get("token", "")
+    return isinstance(token, str) and hmac.compare_digest(token.encode(), (notebook.token if notebook else "").encode())
 
 
 _server: CheckServer | None = None

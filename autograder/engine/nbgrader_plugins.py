@@ -1,8 +1,9 @@
 """nbgrader preprocessors of the course (configured in ``autograder/course/nbgrader_config.py``).
 
 - :class:`ExecuteWithTrustedChecks` is nbgrader's ``Execute`` with the hidden checks' server
-  (``check_server``) running in this process, outside the kernel: it tells the server which cell
-  runs, and keeps the server's verdicts per cell in ``resources``. With ``check_kernel_name`` set
+  (``check_server``) running in this process, outside the kernel: it begins and ends each
+  notebook on the server (a token per notebook, its connections closed at its end), tells the
+  server which cell runs, and keeps the server's verdicts per cell in ``resources``. With ``check_kernel_name`` set
   (the grader sets it), the hidden lines run in a second kernel that has the student's functions
   and not the libraries they must not use (``check_kernel``).
 - :class:`ScoreTestCells` decides each autograded test cell from those verdicts: the cell keeps
@@ -63,8 +64,8 @@ class ExecuteWithTrustedChecks(Execute):
                                    "empty without a sandbox").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
-        server = check_server.ensure_running()  # before the kernel starts: it inherits the address
-        server.reset()
+        server = check_server.ensure_running()
+        server.begin_notebook()  # before the kernels start: they inherit the address and this notebook's token
         self._check_kernel = None
         if self.check_kernel_name:
             path = (resources or {}).get("metadata", {}).get("path") or "."
@@ -76,8 +77,8 @@ class ExecuteWithTrustedChecks(Execute):
             if self._check_kernel is not None:
                 self._check_kernel.shutdown()
                 self._check_kernel = None
-        resources[VERDICTS] = server.snapshot()
-        server.reset()
+            verdicts = server.end_notebook()  # its check connections closed, its token void
+        resources[VERDICTS] = verdicts
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):

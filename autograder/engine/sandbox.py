@@ -69,6 +69,8 @@ KERNEL_CODE = ("student_src", "autograder/__init__.py", "autograder/engine/__ini
 SANDBOX_ENV = "XAI_KIT_SANDBOX"
 #: Unix socket of the trusted hidden-check process, if one runs: its folder is bound read-only.
 CHECK_SOCKET_ENV = "XAI_CHECK_SOCKET"
+#: The graded notebook's session token for that process (``check_server``; new per notebook).
+CHECK_TOKEN_ENV = "XAI_CHECK_TOKEN"
 UID = GID = 1000
 HOME = "/home/grader"
 #: Config folders a kernel would otherwise read from HOME; recreated empty for every kernel.
@@ -98,7 +100,7 @@ ETC_FILES = ("/etc/ld.so.cache", "/etc/fonts", "/etc/localtime")
 KERNEL_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                       "OPENBLAS_NUM_THREADS", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS",
                       "TQDM_DISABLE", "XAI_KIT_DATA_DIR", "XAI_KIT_STANDIN", CHECK_SOCKET_ENV,
-                      "JUPYTER_RUNTIME_DIR")
+                      CHECK_TOKEN_ENV, "JUPYTER_RUNTIME_DIR")
 MISSING_MESSAGE = ("grading runs every notebook in a bubblewrap sandbox, and bwrap {problem}.\n"
                    "Install it (Debian/Ubuntu package bubblewrap: apt install bubblewrap; Fedora: dnf install "
                    "bubblewrap) on a Linux machine that allows unprivileged user namespaces, or grade with "
@@ -267,6 +269,7 @@ def zygote_environment(layout: SandboxLayout, env: dict, check_socket: bool = Tr
     environment = sandbox_environment(env) | {SANDBOX_ENV: layout.to_env()}
     if not check_socket:
         environment.pop(CHECK_SOCKET_ENV, None)
+        environment.pop(CHECK_TOKEN_ENV, None)
     return environment
 
 
@@ -275,8 +278,9 @@ def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: di
     """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with
     :func:`zygote_environment` as its only environment.
 
-    ``check_socket``: bind the hidden checks' socket folder (the check kernel's sandbox; not the
-    notebook kernel's). ``masked``: ``{real path: replacement}`` mounted over library folders."""
+    ``check_socket``: bind the hidden checks' socket folder and pass the notebook's check token
+    (the check kernel's sandbox; not the notebook kernel's). ``masked``: ``{real path: replacement}``
+    mounted over library folders."""
     environment = zygote_environment(layout, env, check_socket)
     # The private folders first: a later bind under them (a venv or checkout in /tmp) stays
     # visible; made after them, the tmpfs would hide it. The masks last: over the system binds.
