@@ -1,0 +1,216 @@
+"""Shards: ``grade --course PATH --shard K/N`` on a real PostgreSQL server and on a real SLURM
+cluster (``tests/services.py``), against one unsharded run on SQLite; the lock that keeps two runs
+on one SQLite course apart. Four students hand in 01_hooks (two solved, two blank), the two
+shards of 2 holding one of each (the hash is fixed: ``STUDENTS``). Each course is graded once
+(module fixture ``graded``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from autograder.authoring import build
+from autograder.course.autograde import plan
+from autograder.course.collect import collect
+from autograder.course.export import export
+from autograder.course.feedback import _api, generate
+from autograder.course.folder import Course, CourseError
+from autograder.course.init import init_course
+from autograder.course.shards import Shard, grading_lock, shard_of
+from tests import grading_harness as harness
+from tests import services
+from tests.conftest import standin_assets_in
+
+ASSIGNMENT = "01_hooks"
+#: student -> (what they hand in, their shard of 2)
+STUDENTS = {"ada": ("solved", 0), "bob": ("blank", 0), "dee": ("solved", 1), "eve": ("blank", 1)}
+SHARDS = 2
+
+
+def _submissions(folder: Path) -> Path:
+    for student, (kind, _) in STUDENTS.items():
+        notebook = (build.solved_submission if kind == "solved" else harness.blank_submission)(ASSIGNMENT)
+        (folder / student).mkdir(parents=True)
+        nbformat.write(notebook, folder / student / f"{ASSIGNMENT}.ipynb")
+    return folder
+
+
+def _course(root: Path, name: str, submissions: Path, db_url: str | None = None) -> Course:
+    course = init_course(root / name, course_id="xai-shards", assignments=[ASSIGNMENT], db_url=db_url)
+    collect(course, submissions)
+    return course
+
+
+def _grade_command(course: Course, shard: str) -> list[str]:
+    return [sys.executable, "-m", "autograder", "grade", "--course", str(course.root), "--shard", shard,
+            "--jobs", "1", "--quiet", "--standin"]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The SQLite course graded in one run; the PostgreSQL course graded by two shard processes at once;
+    the second PostgreSQL course graded by a SLURM job array (the kit's shard script)."""
+    root = tmp_path_factory.mktemp("shards")
+    with standin_assets_in(root / "assets"), services.postgres_server() as postgres:
+        submissions = _submissions(root / "submissions")
+        single = _course(root, "sqlite", submissions)
+        started = time.perf_counter()
+        unsharded = subprocess.run(_grade_command(single, "0/1"), cwd=build.REPO_ROOT, capture_output=True,
+                                   text=True, timeout=600)
+        single_seconds = time.perf_counter() - started
+        assert unsharded.returncode == 0, unsharded.stderr[-3000:]
+        sharded = _course(root, "postgres", submissions, postgres.createdb("shards"))
+        started = time.perf_counter()
+        shards = [subprocess.Popen(_grade_command(sharded, f"{k}/{SHARDS}"), cwd=build.REPO_ROOT, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(SHARDS)]
+        outputs = [shard.communicate(timeout=600) for shard in shards]
+        shard_seconds = time.perf_counter() - started
+        for shard, (stdout, stderr) in zip(shards, outputs):
+            assert shard.returncode == 0, stdout[-2000:] + stderr[-3000:]
+        slurm = _course(root, "slurm", submissions, postgres.createdb("slurm"))
+        with services.slurm_cluster() as cluster:
+            started = time.perf_counter()
+            job = subprocess.run(["sbatch", "--wait", f"--array=0-{SHARDS - 1}", "--cpus-per-task=1",
+                                  f"--output={root}/slurm-%a.out", f"--chdir={build.REPO_ROOT}",
+                                  str(build.REPO_ROOT / "autograder" / "course" / "slurm_shard.sh"), str(slurm.root),
+                                  "--standin"],
+                                 env=cluster.env | {"PYTHON": sys.executable}, capture_output=True, text=True,
+                                 timeout=600)
+            slurm_seconds = time.perf_counter() - started
+            outputs_slurm = "\n".join(path.read_text() for path in sorted(root.glob("slurm-*.out")))
+            assert job.returncode == 0, job.stderr + outputs_slurm + services.logs(cluster.home)
+        yield SimpleNamespace(single=single, sharded=sharded, slurm=slurm, shard_outputs=outputs,
+                              slurm_outputs=outputs_slurm, postgres=postgres, root=root,
+                              seconds={"sqlite, one run": single_seconds, "postgres, 2 shards": shard_seconds,
+                                       "slurm array of 2": slurm_seconds})
+
+
+def _gradebook_state(course: Course) -> dict:
+    """Every student's cells (auto score, needs manual, comment), timestamps and penalties, read back
+    through nbgrader's Gradebook API (on whatever database the course names)."""
+    state = {}
+    with course.gradebook() as gradebook:
+        for student in STUDENTS:
+            submission = gradebook.find_submission(ASSIGNMENT, student)
+            notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
+            state[student] = {
+                "timestamp": submission.timestamp, "late_penalty": notebook.late_submission_penalty,
+                "score": notebook.score,
+                "grades": {g.name: (g.auto_score, g.manual_score, g.needs_manual_grade) for g in notebook.grades},
+                "comments": {c.name: c.auto_comment for c in notebook.comments}}
+    return state
+
+
+def _folder_files(folder: Path) -> dict:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_student_s_shard_is_fixed_and_every_student_is_in_exactly_one():
+    # sha256("ada")[:8] big-endian, modulo N: the same in every Python run and on every machine
+    assert [shard_of("ada", n) for n in (1, 2, 3, 4, 7)] == [0, 0, 2, 2, 0]
+    assert {student: shard_of(student, SHARDS) for student in STUDENTS} == {s: k for s, (_, k) in STUDENTS.items()}
+    students = [f"student{i:04d}" for i in range(1000)]
+    for count in (1, 3, 10):
+        shards = [Shard(k, count) for k in range(count)]
+        assert all(sum(shard.holds(student) for shard in shards) == 1 for student in students)
+        assert min(sum(map(shards[k].holds, students)) for k in range(count)) > 1000 / count * 0.8
+    assert Shard.parse("3/10") == Shard(3, 10)
+    for wrong in ("10/10", "-1/3", "1/0", "a/b", "3", ""):
+        with pytest.raises(CourseError, match="K/N with 0 <= K < N"):
+            Shard.parse(wrong)
+
+
+def test_two_shards_at_once_into_postgres_grade_as_one_run_on_sqlite(graded):
+    assert graded.single.db_url.startswith("sqlite:") and graded.sharded.db_url.startswith("postgresql")
+    assert not (graded.sharded.root / "gradebook.db").exists()
+    for k, (stdout, _) in enumerate(graded.shard_outputs):
+        assert "graded 2 notebook(s)" in stdout, stdout  # each shard graded its own two students only
+    single = _gradebook_state(graded.single)
+    assert _gradebook_state(graded.sharded) == single
+    assert single["ada"]["score"] == 8 and single["bob"]["score"] == 0  # the comparison is not vacuous
+    for student in STUDENTS:
+        assert (_folder_files(graded.sharded.path("autograded", student, ASSIGNMENT))
+                == _folder_files(graded.single.path("autograded", student, ASSIGNMENT))), student
+    # graded.json holds all four (the shards wrote it side by side): nothing is graded again
+    assert plan(graded.sharded) == ([], 4)
+    print(f"\nwall-clock seconds: {json.dumps({k: round(v, 1) for k, v in graded.seconds.items()})}")
+
+
+def test_feedback_formgrader_api_and_export_on_the_postgres_course(graded):
+    pages = {}
+    for course in (graded.single, graded.sharded):
+        report = generate(course, [ASSIGNMENT])
+        assert len(report["written"]) == len(STUDENTS)
+        pages[course.root.name] = _folder_files(course.root / "feedback")
+    assert pages["postgres"] == pages["sqlite"] and len(pages["sqlite"]) == len(STUDENTS)
+    listed = {}
+    for course in (graded.single, graded.sharded):  # what formgrader's pages ask for, through its API
+        api = _api(course)
+        listed[course.root.name] = sorted(
+            (row["student"], row["score"], row["max_score"], row["needs_manual_grade"], row["autograded"])
+            for row in api.get_submissions(ASSIGNMENT))
+    assert listed["postgres"] == listed["sqlite"] and len(listed["sqlite"]) == len(STUDENTS)
+    exported = {}
+    for course in (graded.single, graded.sharded):
+        path, _ = export(course, "long")
+        exported[course.root.name] = path.read_text()
+    assert exported["postgres"] == exported["sqlite"]
+    assert {row["student"] for row in csv.DictReader(exported["sqlite"].splitlines())} == set(STUDENTS)
+
+
+def test_a_slurm_job_array_of_the_shard_script_grades_as_the_unsharded_run(graded):
+    assert graded.slurm_outputs.count("graded 2 notebook(s)") == SHARDS, graded.slurm_outputs
+    assert _gradebook_state(graded.slurm) == _gradebook_state(graded.single)
+    for student in STUDENTS:
+        assert (_folder_files(graded.slurm.path("autograded", student, ASSIGNMENT))
+                == _folder_files(graded.single.path("autograded", student, ASSIGNMENT))), student
+
+
+def test_a_second_run_on_a_sqlite_course_waits_for_the_first(graded, tmp_path):
+    """While one run holds a SQLite course, a second says who holds it and waits; then it runs."""
+    course = graded.single
+    second_run = [sys.executable, "-c", "import sys; from autograder.course.autograde import grade_course; "
+                  "from autograder.course.folder import Course; "
+                  "run = grade_course(Course.open(sys.argv[1]), progress=False); print('done', run.skipped)",
+                  str(course.root)]
+    errors = tmp_path / "second.stderr"
+    with grading_lock(course), open(errors, "w") as stderr:
+        second = subprocess.Popen(second_run, cwd=build.REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            deadline = time.monotonic() + 60
+            while "waiting for it to finish" not in errors.read_text() and time.monotonic() < deadline:
+                assert second.poll() is None, errors.read_text()
+                time.sleep(0.5)
+            time.sleep(1)
+            assert second.poll() is None, errors.read_text()  # still waiting, not grading
+        except BaseException:
+            second.kill()
+            second.wait()
+            raise
+    stdout, _ = second.communicate(timeout=60)
+    message = errors.read_text()
+    assert second.returncode == 0, message
+    assert f"another `grade --course` run holds {course.state_folder / 'grade.lock'}" in message
+    assert "a SQLite gradebook takes one writer" in message and '"pid": ' in message
+    assert stdout.strip() == f"done {len(STUDENTS)}"
+
+
+def test_the_environment_names_the_gradebook(graded, monkeypatch):
+    url = graded.postgres.url("elsewhere")
+    monkeypatch.setenv("XAI_KIT_DB_URL", url)
+    assert Course.open(graded.single.root).db_url == url
+    monkeypatch.delenv("XAI_KIT_DB_URL")
+    assert Course.open(graded.single.root).db_url == f"sqlite:///{graded.single.root / 'gradebook.db'}"
+
+
+def test_course_init_refuses_a_database_that_holds_a_gradebook(graded, tmp_path):
+    with pytest.raises(CourseError, match="already holds a gradebook"):
+        init_course(tmp_path / "again", assignments=[ASSIGNMENT], db_url=graded.sharded.db_url)
