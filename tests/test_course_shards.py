@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import nbformat
 import pytest
 
 from autograder.authoring import build
-from autograder.course.autograde import plan
+from autograder.course.autograde import load_state, plan
 from autograder.course.collect import collect
 from autograder.course.export import export
 from autograder.course.feedback import _api, generate
@@ -33,6 +34,12 @@ ASSIGNMENT = "01_hooks"
 #: student -> (what they hand in, their shard of 2)
 STUDENTS = {"ada": ("solved", 0), "bob": ("blank", 0), "dee": ("solved", 1), "eve": ("blank", 1)}
 SHARDS = 2
+#: graded again by the SLURM array: one student of each shard
+SLURM_STUDENTS = ("--student", "ada", "--student", "eve")
+#: What differs between any two runs of the grader (not a difference between databases): the
+#: sandbox's random folder in tracebacks, the execution times in cell metadata, and how the text
+#: a cell printed was cut into stream messages.
+SANDBOX_FOLDER = re.compile(r"/tmp/xai-sb-[A-Za-z0-9_]+")
 
 
 def _submissions(folder: Path) -> Path:
@@ -49,48 +56,53 @@ def _course(root: Path, name: str, submissions: Path, db_url: str | None = None)
     return course
 
 
-def _grade_command(course: Course, shard: str) -> list[str]:
-    return [sys.executable, "-m", "autograder", "grade", "--course", str(course.root), "--shard", shard,
-            "--jobs", "1", "--quiet", "--standin"]
+def _grade_command(course: Course, *options: str) -> list[str]:
+    return [sys.executable, "-m", "autograder", "grade", "--course", str(course.root), "--quiet", "--standin", *options]
+
+
+def _graded_by_slurm(cluster, course: Course, root: Path, *options: str) -> str:
+    """``sbatch --wait --array=0-1`` of the kit's shard script on ``course``: the tasks' output."""
+    job = subprocess.run(["sbatch", "--wait", f"--array=0-{SHARDS - 1}", "--cpus-per-task=1",
+                          f"--output={root}/slurm-%a.out", f"--chdir={build.REPO_ROOT}",
+                          str(build.REPO_ROOT / "autograder" / "course" / "slurm_shard.sh"), str(course.root), *options],
+                         env=cluster.env | {"PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
+    output = "\n".join(path.read_text() for path in sorted(root.glob("slurm-*.out")))
+    assert job.returncode == 0, job.stderr + output + services.logs(cluster.home)
+    return output
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """The SQLite course graded in one run; the PostgreSQL course graded by two shard processes at once;
-    the second PostgreSQL course graded by a SLURM job array (the kit's shard script)."""
+    """The SQLite course graded in one run; the PostgreSQL course graded by two shard processes at
+    once (its state kept), then two of its students graded again by a SLURM job array of the kit's
+    shard script."""
     root = tmp_path_factory.mktemp("shards")
+    seconds = {}
     with standin_assets_in(root / "assets"), services.postgres_server() as postgres:
         submissions = _submissions(root / "submissions")
         single = _course(root, "sqlite", submissions)
         started = time.perf_counter()
-        unsharded = subprocess.run(_grade_command(single, "0/1"), cwd=build.REPO_ROOT, capture_output=True,
+        unsharded = subprocess.run(_grade_command(single, "--jobs", "2"), cwd=build.REPO_ROOT, capture_output=True,
                                    text=True, timeout=600)
-        single_seconds = time.perf_counter() - started
+        seconds["sqlite, one run, --jobs 2"] = time.perf_counter() - started
         assert unsharded.returncode == 0, unsharded.stderr[-3000:]
         sharded = _course(root, "postgres", submissions, postgres.createdb("shards"))
         started = time.perf_counter()
-        shards = [subprocess.Popen(_grade_command(sharded, f"{k}/{SHARDS}"), cwd=build.REPO_ROOT, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(SHARDS)]
+        shards = [subprocess.Popen(_grade_command(sharded, "--shard", f"{k}/{SHARDS}", "--jobs", "1"),
+                                   cwd=build.REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                  for k in range(SHARDS)]
         outputs = [shard.communicate(timeout=600) for shard in shards]
-        shard_seconds = time.perf_counter() - started
+        seconds["postgres, 2 shards at once, --jobs 1 each"] = time.perf_counter() - started
         for shard, (stdout, stderr) in zip(shards, outputs):
             assert shard.returncode == 0, stdout[-2000:] + stderr[-3000:]
-        slurm = _course(root, "slurm", submissions, postgres.createdb("slurm"))
+        by_shards = SimpleNamespace(gradebook=_gradebook_state(sharded), autograded=_autograded(sharded),
+                                    state=load_state(sharded))
         with services.slurm_cluster() as cluster:
             started = time.perf_counter()
-            job = subprocess.run(["sbatch", "--wait", f"--array=0-{SHARDS - 1}", "--cpus-per-task=1",
-                                  f"--output={root}/slurm-%a.out", f"--chdir={build.REPO_ROOT}",
-                                  str(build.REPO_ROOT / "autograder" / "course" / "slurm_shard.sh"), str(slurm.root),
-                                  "--standin"],
-                                 env=cluster.env | {"PYTHON": sys.executable}, capture_output=True, text=True,
-                                 timeout=600)
-            slurm_seconds = time.perf_counter() - started
-            outputs_slurm = "\n".join(path.read_text() for path in sorted(root.glob("slurm-*.out")))
-            assert job.returncode == 0, job.stderr + outputs_slurm + services.logs(cluster.home)
-        yield SimpleNamespace(single=single, sharded=sharded, slurm=slurm, shard_outputs=outputs,
-                              slurm_outputs=outputs_slurm, postgres=postgres, root=root,
-                              seconds={"sqlite, one run": single_seconds, "postgres, 2 shards": shard_seconds,
-                                       "slurm array of 2": slurm_seconds})
+            slurm_output = _graded_by_slurm(cluster, sharded, root, "--force", *SLURM_STUDENTS)
+            seconds["slurm array of 2, one notebook each"] = time.perf_counter() - started
+        yield SimpleNamespace(single=single, sharded=sharded, shard_outputs=outputs, by_shards=by_shards,
+                              slurm_output=slurm_output, postgres=postgres, root=root, seconds=seconds)
 
 
 def _gradebook_state(course: Course) -> dict:
@@ -109,13 +121,43 @@ def _gradebook_state(course: Course) -> dict:
     return state
 
 
-def _folder_files(folder: Path) -> dict:
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+def _as_graded(notebook_text: str) -> dict:
+    """An autograded notebook less what differs between any two runs (``SANDBOX_FOLDER``)."""
+    notebook = json.loads(SANDBOX_FOLDER.sub("/tmp/xai-sb", notebook_text))
+    for cell in notebook["cells"]:
+        cell.get("metadata", {}).pop("execution", None)
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output["output_type"] == "stream":
+                output = dict(output, text="".join(output["text"]))
+                if outputs and outputs[-1]["output_type"] == "stream" and outputs[-1]["name"] == output["name"]:
+                    outputs[-1]["text"] += output["text"]
+                    continue
+            outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return notebook
+
+
+def _autograded(course: Course) -> dict:
+    """``{student: {file: content}}`` of ``autograded/`` (notebooks through :func:`_as_graded`)."""
+    return {student: {path.name: _as_graded(path.read_text()) if path.suffix == ".ipynb" else path.read_bytes()
+                      for path in sorted(course.path("autograded", student, ASSIGNMENT).iterdir())}
+            for student in STUDENTS}
+
+
+def _feedback_text(course: Course) -> dict:
+    """``{page: its text}``: what a student reads on each feedback page, whitespace collapsed."""
+    from bs4 import BeautifulSoup
+
+    return {str(path.relative_to(course.root)): " ".join(SANDBOX_FOLDER.sub(
+                "/tmp/xai-sb", BeautifulSoup(path.read_text(), "html.parser").get_text()).split())
+            for path in sorted((course.root / "feedback").rglob("*.html"))}
 
 
 def test_a_student_s_shard_is_fixed_and_every_student_is_in_exactly_one():
     # sha256("ada")[:8] big-endian, modulo N: the same in every Python run and on every machine
-    assert [shard_of("ada", n) for n in (1, 2, 3, 4, 7)] == [0, 0, 2, 2, 0]
+    assert [shard_of("ada", n) for n in (1, 2, 3, 4, 7)] == [0, 0, 2, 2, 5]
     assert {student: shard_of(student, SHARDS) for student in STUDENTS} == {s: k for s, (_, k) in STUDENTS.items()}
     students = [f"student{i:04d}" for i in range(1000)]
     for count in (1, 3, 10):
@@ -131,16 +173,14 @@ def test_a_student_s_shard_is_fixed_and_every_student_is_in_exactly_one():
 def test_two_shards_at_once_into_postgres_grade_as_one_run_on_sqlite(graded):
     assert graded.single.db_url.startswith("sqlite:") and graded.sharded.db_url.startswith("postgresql")
     assert not (graded.sharded.root / "gradebook.db").exists()
-    for k, (stdout, _) in enumerate(graded.shard_outputs):
+    for stdout, _ in graded.shard_outputs:
         assert "graded 2 notebook(s)" in stdout, stdout  # each shard graded its own two students only
     single = _gradebook_state(graded.single)
-    assert _gradebook_state(graded.sharded) == single
+    assert graded.by_shards.gradebook == single
     assert single["ada"]["score"] == 8 and single["bob"]["score"] == 0  # the comparison is not vacuous
-    for student in STUDENTS:
-        assert (_folder_files(graded.sharded.path("autograded", student, ASSIGNMENT))
-                == _folder_files(graded.single.path("autograded", student, ASSIGNMENT))), student
-    # graded.json holds all four (the shards wrote it side by side): nothing is graded again
-    assert plan(graded.sharded) == ([], 4)
+    assert graded.by_shards.autograded == _autograded(graded.single)
+    # graded.json holds all four, written by the two shards side by side
+    assert sorted(graded.by_shards.state) == sorted(STUDENTS)
     print(f"\nwall-clock seconds: {json.dumps({k: round(v, 1) for k, v in graded.seconds.items()})}")
 
 
@@ -149,7 +189,7 @@ def test_feedback_formgrader_api_and_export_on_the_postgres_course(graded):
     for course in (graded.single, graded.sharded):
         report = generate(course, [ASSIGNMENT])
         assert len(report["written"]) == len(STUDENTS)
-        pages[course.root.name] = _folder_files(course.root / "feedback")
+        pages[course.root.name] = _feedback_text(course)
     assert pages["postgres"] == pages["sqlite"] and len(pages["sqlite"]) == len(STUDENTS)
     listed = {}
     for course in (graded.single, graded.sharded):  # what formgrader's pages ask for, through its API
@@ -167,11 +207,12 @@ def test_feedback_formgrader_api_and_export_on_the_postgres_course(graded):
 
 
 def test_a_slurm_job_array_of_the_shard_script_grades_as_the_unsharded_run(graded):
-    assert graded.slurm_outputs.count("graded 2 notebook(s)") == SHARDS, graded.slurm_outputs
-    assert _gradebook_state(graded.slurm) == _gradebook_state(graded.single)
-    for student in STUDENTS:
-        assert (_folder_files(graded.slurm.path("autograded", student, ASSIGNMENT))
-                == _folder_files(graded.single.path("autograded", student, ASSIGNMENT))), student
+    assert graded.slurm_output.count("graded 1 notebook(s)") == SHARDS, graded.slurm_output
+    state = load_state(graded.sharded)
+    regraded = {s for s in STUDENTS if state[s][ASSIGNMENT]["graded_at"] != graded.by_shards.state[s][ASSIGNMENT]["graded_at"]}
+    assert regraded == {"ada", "eve"}
+    assert _gradebook_state(graded.sharded) == _gradebook_state(graded.single)
+    assert _autograded(graded.sharded) == _autograded(graded.single)
 
 
 def test_a_second_run_on_a_sqlite_course_waits_for_the_first(graded, tmp_path):
