@@ -68,7 +68,7 @@ def postgres_server():
             return url(name)
 
         def url(name: str) -> str:
-            return f"postgresql+psycopg2://postgres@/{name}?host={home}"
+            return f"postgresql://postgres@/{name}?host={home}"  # SQLAlchemy's default driver (psycopg)
 
         yield SimpleNamespace(url=url, createdb=createdb, home=home)
     finally:

@@ -215,9 +215,17 @@ def test_a_slurm_job_array_of_the_shard_script_grades_as_the_unsharded_run(grade
     assert _autograded(graded.sharded) == _autograded(graded.single)
 
 
-def test_a_second_run_on_a_sqlite_course_waits_for_the_first(graded, tmp_path):
+def _bare_course(folder: Path) -> Course:
+    """The least a course folder holds (its configuration and course.json), nothing handed in."""
+    folder.mkdir()
+    (folder / "nbgrader_config.py").write_text("c = get_config()  # noqa: F821\n")
+    (folder / "course.json").write_text(json.dumps({"course_id": "bare", "assignments": [ASSIGNMENT]}))
+    return Course.open(folder)
+
+
+def test_a_second_run_on_a_sqlite_course_waits_for_the_first(tmp_path):
     """While one run holds a SQLite course, a second says who holds it and waits; then it runs."""
-    course = graded.single
+    course = _bare_course(tmp_path / "course")
     second_run = [sys.executable, "-c", "import sys; from autograder.course.autograde import grade_course; "
                   "from autograder.course.folder import Course; "
                   "run = grade_course(Course.open(sys.argv[1]), progress=False); print('done', run.skipped)",
@@ -241,7 +249,19 @@ def test_a_second_run_on_a_sqlite_course_waits_for_the_first(graded, tmp_path):
     assert second.returncode == 0, message
     assert f"another `grade --course` run holds {course.state_folder / 'grade.lock'}" in message
     assert "a SQLite gradebook takes one writer" in message and '"pid": ' in message
-    assert stdout.strip() == f"done {len(STUDENTS)}"
+    assert stdout.strip() == "done 0"
+
+
+def test_shards_writing_graded_json_at_once_keep_each_other_s_entries(tmp_path):
+    """Two processes record 150 notebooks each in one course's graded.json at the same time."""
+    course = _bare_course(tmp_path / "course")
+    writer = ("import sys; from autograder.course.autograde import record_state; "
+              "from autograder.course.folder import Course; course = Course.open(sys.argv[1]); "
+              "[record_state(course, f'{sys.argv[2]}{i}', 'A', {'sha256': str(i)}) for i in range(150)]")
+    writers = [subprocess.Popen([sys.executable, "-c", writer, str(course.root), prefix], cwd=build.REPO_ROOT)
+               for prefix in ("left", "right")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    assert sorted(load_state(course)) == sorted(f"{prefix}{i}" for prefix in ("left", "right") for i in range(150))
 
 
 def test_the_environment_names_the_gradebook(graded, monkeypatch):
@@ -252,6 +272,12 @@ def test_the_environment_names_the_gradebook(graded, monkeypatch):
     assert Course.open(graded.single.root).db_url == f"sqlite:///{graded.single.root / 'gradebook.db'}"
 
 
-def test_course_init_refuses_a_database_that_holds_a_gradebook(graded, tmp_path):
-    with pytest.raises(CourseError, match="already holds a gradebook"):
-        init_course(tmp_path / "again", assignments=[ASSIGNMENT], db_url=graded.sharded.db_url)
+def test_course_init_refuses_a_database_it_cannot_use_and_writes_nothing(graded, tmp_path):
+    for db_url, why in ((graded.sharded.db_url, "already holds a gradebook"),
+                        (graded.postgres.url("never_created"), 'cannot open the database .*"never_created"'),
+                        ("postgresql://grader:secret@/x?host=/nowhere", r"grader:\*\*\*@"),
+                        ("not a url", "no database URL")):
+        with pytest.raises(CourseError, match=why) as refused:
+            init_course(tmp_path / "again", assignments=[ASSIGNMENT], db_url=db_url)
+        assert "secret" not in str(refused.value)
+        assert not (tmp_path / "again").exists()

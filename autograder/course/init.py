@@ -129,8 +129,8 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
     if unknown:
         raise CourseError(f"unknown assignment(s) {', '.join(unknown)}; the kit has {', '.join(available)}")
     due = due_dates_utc(due_dates or {}, timezone)
-    if db_url and gradebooks.holds_assignments(db_url):
-        raise CourseError(f"the database {_without_password(db_url)} already holds a gradebook: give an empty one")
+    if db_url:
+        _check_empty_database(db_url)
     root.mkdir(parents=True, exist_ok=True)
     exchange = str(Path(exchange).expanduser().absolute()) if exchange else str(root / "exchange")
     # nbgrader needs the exchange root to exist. In the course folder it is the instructor's own
@@ -162,7 +162,25 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
     return course
 
 
-def _without_password(db_url: str) -> str:
+def _check_empty_database(db_url: str) -> None:
+    """A clear :class:`CourseError` unless ``db_url`` names a database that exists and holds no gradebook."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    return make_url(db_url).render_as_string(hide_password=True)
+    from autograder.course.gradebook import holds_assignments
+
+    example = "e.g. postgresql://USER@HOST/DATABASE"
+    try:
+        shown = make_url(db_url).render_as_string(hide_password=True)
+    except ArgumentError as error:
+        raise CourseError(f"--db-url is no database URL ({error}); {example}") from error
+    try:
+        full = holds_assignments(db_url)
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise CourseError(f"--db-url {shown}: no such database driver ({error}; the kit's requirements bring "
+                          f"psycopg for PostgreSQL); {example}") from error
+    except DBAPIError as error:
+        raise CourseError(f"cannot open the database {shown} (create it first, e.g. `createdb`): "
+                          f"{str(error.orig).strip()}") from error
+    if full:
+        raise CourseError(f"the database {shown} already holds a gradebook: give an empty one")
