@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -150,6 +151,31 @@ def slurm_cluster():
             _stop(home / f"{daemon}.pid")
         time.sleep(1)
         shutil.rmtree(home, ignore_errors=True)
+
+
+#: The states a SLURM job ends in.
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+            "PREEMPTED")
+
+
+def run_array(cluster, sbatch_arguments: list[str], tasks: int, timeout: float = 600) -> dict:
+    """Submit a job array and wait for its ``tasks`` tasks to end: ``{task id: (state, exit code)}``.
+
+    Polls ``scontrol`` twice a second (``sbatch --wait`` polls with growing sleeps: 30 s more here)."""
+    submitted = subprocess.run(["sbatch", "--parsable", *sbatch_arguments], env=cluster.env, capture_output=True,
+                               text=True, timeout=STARTUP_SECONDS)
+    assert submitted.returncode == 0, submitted.stderr + logs(cluster.home)
+    job = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = subprocess.run(["scontrol", "-o", "show", "job", job], env=cluster.env, capture_output=True,
+                               text=True).stdout
+        found = {int(task): (state, code) for task, state, code in re.findall(
+            r"ArrayTaskId=(\d+) .*?JobState=(\w+) .*?ExitCode=(\S+)", shown)}
+        if len(found) == tasks and all(state in FINISHED for state, _ in found.values()):
+            return found
+        assert time.monotonic() < deadline, f"job {job} did not end:\n{shown}\n{logs(cluster.home)}"
+        time.sleep(0.5)
 
 
 def logs(home: Path) -> str:

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from autograder.authoring import build
-from autograder.course.autograde import load_state, plan
+from autograder.course.autograde import load_state
 from autograder.course.collect import collect
 from autograder.course.export import export
 from autograder.course.feedback import _api, generate
@@ -61,13 +61,14 @@ def _grade_command(course: Course, *options: str) -> list[str]:
 
 
 def _graded_by_slurm(cluster, course: Course, root: Path, *options: str) -> str:
-    """``sbatch --wait --array=0-1`` of the kit's shard script on ``course``: the tasks' output."""
-    job = subprocess.run(["sbatch", "--wait", f"--array=0-{SHARDS - 1}", "--cpus-per-task=1",
-                          f"--output={root}/slurm-%a.out", f"--chdir={build.REPO_ROOT}",
-                          str(build.REPO_ROOT / "autograder" / "course" / "slurm_shard.sh"), str(course.root), *options],
-                         env=cluster.env | {"PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
+    """A job array of the kit's shard script on ``course``, one task per shard: the tasks' output."""
+    ended = services.run_array(cluster, [f"--array=0-{SHARDS - 1}", "--cpus-per-task=1",
+                                         f"--output={root}/slurm-%a.out", f"--chdir={build.REPO_ROOT}",
+                                         f"--export=ALL,PYTHON={sys.executable}",
+                                         str(build.REPO_ROOT / "autograder" / "course" / "slurm_shard.sh"),
+                                         str(course.root), *options], SHARDS)
     output = "\n".join(path.read_text() for path in sorted(root.glob("slurm-*.out")))
-    assert job.returncode == 0, job.stderr + output + services.logs(cluster.home)
+    assert ended == {task: ("COMPLETED", "0:0") for task in range(SHARDS)}, output + services.logs(cluster.home)
     return output
 
 
