@@ -23,8 +23,10 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 ## System packages (Debian/Ubuntu), installed with apt when their command is missing:
 ## grading runs every notebook in a bubblewrap sandbox (bwrap); the tests open the feedback pages
-## in headless Chromium (chromium).
-SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium
+## in headless Chromium (chromium), grade shards into a PostgreSQL server of their own (postgresql;
+## pg_ctlcluster comes with the server, not with the client) and run them as a SLURM job array on
+## a one-node cluster of their own (slurm-wlm, munge).
+SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium pg_ctlcluster:postgresql slurmctld:slurm-wlm munged:munge
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

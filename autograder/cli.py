@@ -61,9 +61,11 @@ def cmd_grade_course(args) -> int:
     """``grade --course``: plan first (cheap), start workers only when something is new or changed."""
     from autograder.course.autograde import grade_course, plan
     from autograder.course.folder import Course
+    from autograder.course.shards import Shard
 
     course = Course.open(args.course)
-    todo, skipped = plan(course, args.assignment, args.student, args.force)
+    shard = Shard.parse(args.shard) if args.shard else Shard()
+    todo, skipped = plan(course, args.assignment, args.student, args.force, shard)
     if not todo:
         print(f"nothing to grade: {skipped} notebook(s) unchanged since they were graded (--force grades them again)")
         return 0
@@ -71,7 +73,8 @@ def cmd_grade_course(args) -> int:
     if limits is None:
         return 1
     run = grade_course(course, args.assignment, args.student, jobs=args.jobs, force=args.force, limits=limits,
-                       prewarmed_kernels=not args.plain_kernels, sandbox=args.sandbox, progress=not args.quiet)
+                       prewarmed_kernels=not args.plain_kernels, sandbox=args.sandbox, progress=not args.quiet,
+                       shard=shard)
     print(run.text())
     print(f"\nmanual grading: cd {course.root} && jupyter lab, then open /formgrader; "
           f"guide: {course.root / 'grading_guide'}")
@@ -87,8 +90,9 @@ def cmd_grade(args) -> int:
     if not args.directory:
         print("error: give the submissions folder DIR, or --course PATH", file=sys.stderr)
         return 2
-    if args.student or args.force:
-        print("error: --student and --force go with --course (a one-off run grades all of DIR)", file=sys.stderr)
+    if args.student or args.force or args.shard:
+        print("error: --student, --shard and --force go with --course (a one-off run grades all of DIR)",
+              file=sys.stderr)
         return 2
     limits = _grading_limits(args)
     if limits is None:
@@ -173,7 +177,7 @@ def cmd_course_init(args) -> int:
     path = Path(args.path) if args.path else DEFAULT_LOCATION.expanduser() / args.course_id
     course = init_course(path, course_id=args.course_id, assignments=args.assignment, due_dates=_due_dates(args.due),
                          timezone=args.timezone, exchange=args.exchange, late_penalty=args.late_penalty,
-                         roster=Path(args.roster) if args.roster else None)
+                         roster=Path(args.roster) if args.roster else None, db_url=args.db_url)
     print(f"course {course.course_id} in {course.root}: {', '.join(course.assignments)}\n"
           f"next: python -m autograder course roster {course.root} students.csv, then\n"
           f"      python -m autograder collect --course {course.root} DOWNLOAD")
@@ -244,6 +248,9 @@ def main(argv=None) -> int:
     grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     grade.add_argument("--student", action="append", help="with --course: only this student (repeatable)")
     grade.add_argument("--force", action="store_true", help="with --course: grade again even if unchanged")
+    grade.add_argument("--shard", metavar="K/N", help="with --course: only the students of shard K of N (0 <= K < "
+                       "N, by a hash of the student id: N runs on N machines grade everyone once, e.g. "
+                       "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
     grade.add_argument("--out", default="graded", help="where grades.csv and feedback/ go (default: graded/)")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -310,6 +317,9 @@ def main(argv=None) -> int:
     init.add_argument("--late-penalty", choices=("none", "zero"), default="none",
                       help="late submissions: none (recorded only, nbgrader's default) or zero")
     init.add_argument("--roster", help="nbgrader student CSV (id,first_name,last_name,email,lms_user_id)")
+    init.add_argument("--db-url", help="gradebook on a database server, for shards on several machines: an "
+                      "existing, empty database, e.g. postgresql://grader@dbhost/course (default: SQLite in the "
+                      "folder; XAI_KIT_DB_URL overrides either at run time)")
     init.set_defaults(run=_course_errors(cmd_course_init))
     roster = course_commands.add_parser("roster", help="import nbgrader's student CSV into the gradebook")
     roster.add_argument("path", help="the course folder")

@@ -88,7 +88,8 @@ def graded_class(request, tmp_path_factory):
 
 #: Test files whose fixtures grade or execute notebooks, longest first: started first when the
 #: suite runs side by side (`pytest -n 2`, as `make test` does), so that no long one starts last.
-LONG_RUNNING_FIRST = ("class", "test_course.py", "test_tamper.py", "test_validate.py", "test_nbgrader_worker.py", "test_publish.py",
+LONG_RUNNING_FIRST = ("class", "test_course.py", "test_course_shards.py", "test_tamper.py", "test_validate.py",
+                      "test_nbgrader_worker.py", "test_publish.py",
                       "test_figures.py", "test_gradescope.py", "test_prewarmed_kernel.py")
 
 

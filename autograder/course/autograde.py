@@ -1,14 +1,17 @@
-"""``python -m autograder grade --course PATH [--assignment A] [--student S] [--jobs N] [--force]``.
+"""``python -m autograder grade --course PATH [--assignment A] [--student S] [--shard K/N] [--jobs N] [--force]``.
 
 Grades ``COURSE/submitted/`` with the kit's parallel, sandboxed workers (``autograder.engine.grade``)
 and lands the results where ``nbgrader autograde`` would: ``COURSE/autograded/<student>/<A>/``
 and the course gradebook (scores, needs-manual flags, late penalties from ``timestamp.txt``), so
 that formgrader lists every submission, ready for manual grading.
 
+0. Lock (:mod:`autograder.course.shards`): on a SQLite gradebook one run at a time per course (a
+   second waits); on a database server one run per shard, shards side by side.
 1. Plan (cheap: no nbgrader, no torch): a notebook is graded when it is new or changed, i.e.
    when the SHA-256 of its bytes and of its ``timestamp.txt`` differs from what the last run
    graded (``COURSE/.xai-kit/graded.json``), or with ``--force``. ``--student``/``--assignment``
-   narrow the run; nobody else is touched. With nothing to do, the command ends here.
+   and ``--shard K/N`` (the students whose id hashes to K) narrow the run; nobody else is touched.
+   With nothing to do, the command ends here.
 2. Every notebook to grade is copied, as submissions are (no link followed, size-capped), into a
    private folder; each worker gets a temporary course with the course's configuration, sources,
    release and a snapshot of its gradebook, and runs ``nbgrader autograde`` there.
@@ -16,6 +19,8 @@ that formgrader lists every submission, ready for manual grading.
    ``autograded/`` folder copied into the course, and this process alone merges the results
    into the course gradebook (``course.gradebook.merge_result``): manual grades are kept; a
    notebook graded again has its manually graded cells flagged for review, as nbgrader does.
+   Its entry in ``graded.json`` is then written under that file's own lock, read and written
+   again, so that shards running side by side keep each other's entries.
 4. A notebook that cannot be graded (unreadable, a cell that never ends) scores 0 in the
    gradebook with the reason in the summary: a stale score never survives a changed notebook.
 """
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course.folder import Course, CourseError
+from autograder.course.shards import Shard, grading_lock, locked_file
 
 STATE_FILE = "graded.json"
 
@@ -72,15 +78,22 @@ def load_state(course: Course) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def save_state(course: Course, state: dict) -> None:
+def record_state(course: Course, student: str, assignment: str, entry: dict) -> None:
+    """Write one notebook's entry into ``graded.json``: under the file's lock, the file is read
+    again and replaced whole (atomically), so concurrent shards never lose each other's entries."""
     path = course.state_folder / STATE_FILE
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(partial, path)
+    with locked_file(path):
+        state = load_state(course)
+        state.setdefault(student, {})[assignment] = entry
+        partial = path.with_suffix(f".partial-{os.getpid()}")
+        partial.write_text(json.dumps(state, indent=1, sort_keys=True))
+        os.replace(partial, path)
 
 
-def plan(course: Course, assignments=None, students=None, force: bool = False) -> tuple[list, int]:
-    """``([(student, assignment, digest), ...] to grade, number skipped as unchanged)``."""
+def plan(course: Course, assignments=None, students=None, force: bool = False,
+         shard: Shard = Shard()) -> tuple[list, int]:
+    """``([(student, assignment, digest), ...] to grade, number skipped as unchanged)``, of the
+    students in ``shard``."""
     assignments = course.select_assignments(assignments)
     submitted = course.root / "submitted"
     present = sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.is_symlink()) \
@@ -90,6 +103,7 @@ def plan(course: Course, assignments=None, students=None, force: bool = False) -
         if missing:
             raise CourseError(f"no submission of {', '.join(missing)} in {submitted} (collect first)")
         present = [s for s in present if s in students]
+    present = [s for s in present if shard.holds(s)]
     state = load_state(course)
     todo, skipped = [], 0
     for student in present:
@@ -141,13 +155,13 @@ def _template(course: Course, root: Path) -> Path:
     shutil.copyfile(course.root / "nbgrader_config.py", root / "nbgrader_config.py")
     for step in ("source", "release"):
         shutil.copytree(course.root / step, root / step, symlinks=True)
-    snapshot(course.root / "gradebook.db", root / "gradebook.db")
+    snapshot(course.db_url, root / "gradebook.db")
     return root
 
 
 def _replace_folder(source: Path, target: Path) -> None:
     """``target`` becomes a copy of ``source`` (links copied as links, never followed)."""
-    staging = target.with_name(f".{target.name}.new")
+    staging = target.with_name(f".{target.name}.new-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging, symlinks=True)
     shutil.rmtree(target, ignore_errors=True)
@@ -166,12 +180,19 @@ def _copy_secret(submitted: Path, autograded: Path) -> None:
 
 def grade_course(course: Course, assignments=None, students=None, jobs: int = 1, force: bool = False,
                  limits=None, prewarmed_kernels: bool = True, sandbox: str = "bwrap",
-                 progress: bool = True) -> Run:
-    """Grade what is new or changed in the course (everything selected with ``force``)."""
-    todo, skipped = plan(course, assignments, students, force)
-    run = Run(skipped=skipped)
-    if not todo:
-        return run
+                 progress: bool = True, shard: Shard = Shard()) -> Run:
+    """Grade what is new or changed in the course's ``shard`` (everything selected with ``force``),
+    holding the run's lock."""
+    with grading_lock(course, shard):
+        todo, skipped = plan(course, assignments, students, force, shard)
+        if not todo:
+            return Run(skipped=skipped)
+        return _grade(course, todo, Run(skipped=skipped), jobs, limits, prewarmed_kernels, sandbox, progress)
+
+
+def _grade(course: Course, todo: list, run: Run, jobs: int, limits, prewarmed_kernels: bool, sandbox: str,
+           progress: bool) -> Run:
+    """Grade the plan's notebooks in workers and merge each result into the course as it comes."""
     import tempfile
 
     from autograder.course.gradebook import merge_result, read_result, zero_result
@@ -179,7 +200,6 @@ def grade_course(course: Course, assignments=None, students=None, jobs: int = 1,
 
     check_sandbox(sandbox)
     digests = {(student, assignment): digest for student, assignment, digest in todo}
-    state = load_state(course)
     results: queue.Queue = queue.Queue()
     with tempfile.TemporaryDirectory(prefix="xai-course-grade-") as tmp:
         tmp = Path(tmp)
@@ -222,11 +242,10 @@ def grade_course(course: Course, assignments=None, students=None, jobs: int = 1,
                     merge_result(gradebook, assignment, student, result)
                     run.graded.append((student, assignment))
                 run.merge_seconds.append(time.perf_counter() - started)
-                state.setdefault(student, {})[assignment] = {
+                record_state(course, student, assignment, {
                     "sha256": digests[(student, assignment)], "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "status": "not graded" if result is None else "graded", "problem": note["problem"],
-                    "integrity": note["integrity"]}
-                save_state(course, state)
+                    "integrity": note["integrity"]})
         workers.join()
     lost = set(digests) - {(s, a) for s, a in run.graded} - {(s, a) for s, a, _ in run.failed}
     run.failed += [(s, a, "the grading worker failed (see the output above): run grade again") for s, a in sorted(lost)]

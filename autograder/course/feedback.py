@@ -133,9 +133,8 @@ class MarkNotGradedYet(NbGraderPreprocessor):
 def _api(course: Course):
     """nbgrader's API on the course, with the course's configuration."""
     from nbgrader.apps import NbGraderAPI
-    from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
+    config = course.config()
     config.CourseDirectory.root = str(course.root)
     return NbGraderAPI(config=config)
 

@@ -5,7 +5,9 @@ A standard nbgrader course (every nbgrader command works on it from inside the f
     COURSE/
       nbgrader_config.py     the kit's settings (loaded from the installed kit) + this course's own
       course.json            what the kit needs to know: assignments, due dates, timezone
-      gradebook.db           nbgrader's gradebook (students, assignments, scores, comments)
+      gradebook.db           nbgrader's gradebook (students, assignments, scores, comments), unless
+                             the configuration names a database server (``course init --db-url``,
+                             or the environment variable XAI_KIT_DB_URL)
       source/NN/NN.ipynb     instructor notebooks (solutions, hidden tests, model answers)
       release/NN/NN.ipynb    what students get
       submitted/<student>/NN/NN.ipynb (+ timestamp.txt)   written by ``collect``
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 COURSE_FILE = "course.json"
@@ -63,9 +66,22 @@ class Course:
     def assignments(self) -> list[str]:
         return list(self.settings["assignments"])
 
-    @property
+    def config(self):
+        """The course's nbgrader configuration, as nbgrader's own commands load it from the folder."""
+        from traitlets.config.loader import PyFileConfigLoader
+
+        return PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+
+    @cached_property
     def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
+        """The gradebook's SQLAlchemy URL, from the course's configuration (``c.CourseDirectory.db_url``,
+        which ``XAI_KIT_DB_URL`` overrides): ``COURSE/gradebook.db`` unless it names another."""
+        configured = self.config().CourseDirectory.get("db_url")
+        return str(configured) if configured else f"sqlite:///{self.root / 'gradebook.db'}"
+
+    @property
+    def db_is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite:")
 
     def gradebook(self):
         """nbgrader's own :class:`nbgrader.api.Gradebook` of the course (use as a context manager)."""

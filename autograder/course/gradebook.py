@@ -10,6 +10,12 @@ gradebook, from the one process that writes it, with nbgrader's own API
 (:class:`nbgrader.api.Gradebook`), and with nbgrader's own rule for manual grades
 (``nbgrader.preprocessors.SaveAutoGrades``): a manual score is never overwritten, and a cell that
 has one is flagged for review (``needs_manual_grade``) because its notebook was graded again.
+
+The course gradebook is SQLite (``COURSE/gradebook.db``) or a database server such as PostgreSQL
+(``course init --db-url``), where shards on several machines merge at once: each merge is one
+transaction of one student's rows, and no two shards hold the same student
+(:mod:`autograder.course.shards`). A worker's gradebook is always a local SQLite file:
+:func:`snapshot` fills it from the course's, whatever its database.
 """
 
 from __future__ import annotations
@@ -18,9 +24,21 @@ import sqlite3
 from pathlib import Path
 
 
-def snapshot(course_db: Path, target: Path) -> Path:
-    """A consistent copy of the course gradebook (SQLite's backup API: safe while formgrader writes)."""
-    source, copy = sqlite3.connect(course_db), sqlite3.connect(target)
+#: What a worker's gradebook needs to autograde (the course, its students, assignments and cells),
+#: without anyone's submissions: the tables of nbgrader's schema less its submission tables.
+DEFINITION_TABLES = ("course", "student", "assignment", "notebook", "base_cell", "source_cell",
+                     "grade_cells", "solution_cells", "task_cells")
+
+
+def snapshot(course_db_url: str, target: Path) -> Path:
+    """A consistent copy of the course gradebook in the SQLite file ``target``: SQLite's backup API
+    for a SQLite course (safe while formgrader writes), the definition tables otherwise."""
+    from sqlalchemy.engine import make_url
+
+    if not course_db_url.startswith("sqlite:"):
+        copy_tables(course_db_url, f"sqlite:///{target}", DEFINITION_TABLES)
+        return target
+    source, copy = sqlite3.connect(make_url(course_db_url).database), sqlite3.connect(target)
     try:
         with copy:
             source.backup(copy)
@@ -28,6 +46,51 @@ def snapshot(course_db: Path, target: Path) -> Path:
         source.close()
         copy.close()
     return target
+
+
+def copy_tables(source_url: str, target_url: str, tables=None) -> None:
+    """Copy the rows of nbgrader's tables (all, or those named in ``tables``) into a new gradebook at
+    ``target_url``, read in one transaction (repeatable read on a server: one consistent state).
+
+    nbgrader's ids are strings (UUIDs), so rows keep their keys and every reference between them."""
+    from nbgrader.api import Base, Gradebook
+    from sqlalchemy import create_engine
+
+    from autograder.course.folder import ensure_venv_on_path
+
+    ensure_venv_on_path()  # a new gradebook runs alembic from PATH
+    Gradebook(target_url).close()  # nbgrader's schema and alembic version, as a new gradebook has them
+    source, target = create_engine(source_url), create_engine(target_url)
+    try:
+        reading = source.connect()
+        if source.dialect.name != "sqlite":
+            reading = reading.execution_options(isolation_level="REPEATABLE READ")
+        with reading, reading.begin(), target.begin() as writing:
+            if tables is None or "course" in tables:  # the row a new gradebook adds ("default_course")
+                writing.execute(Base.metadata.tables["course"].delete())
+            for table in Base.metadata.sorted_tables:
+                if tables is not None and table.name not in tables:
+                    continue
+                rows = [dict(row._mapping) for row in reading.execute(table.select())]
+                if rows:
+                    writing.execute(table.insert(), rows)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def holds_assignments(db_url: str) -> bool:
+    """Whether the gradebook at ``db_url`` exists with at least one assignment in it."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            if "assignment" not in inspect(connection).get_table_names():
+                return False
+            return connection.execute(text("SELECT count(*) FROM assignment")).scalar() > 0
+    finally:
+        engine.dispose()
 
 
 def read_result(worker_db_url: str, assignment: str, student: str) -> dict:
@@ -56,7 +119,7 @@ def zero_result(gradebook, assignment: str) -> dict:
 
 
 def merge_result(gradebook, assignment: str, student: str, result: dict) -> None:
-    """Write ``result`` (:func:`read_result`) into the open course ``gradebook``."""
+    """Write ``result`` (:func:`read_result`) into the open course ``gradebook``, in one transaction."""
     import warnings
 
     from nbgrader.api import MissingEntry
@@ -66,7 +129,11 @@ def merge_result(gradebook, assignment: str, student: str, result: dict) -> None
         # nbgrader's add_submission walks relationships before the new row is in the session
         # (SQLAlchemy warns; nbgrader's own autograde does the same): nothing is lost.
         warnings.simplefilter("ignore", SAWarning)
-        _merge(gradebook, assignment, student, result, MissingEntry)
+        try:
+            _merge(gradebook, assignment, student, result, MissingEntry)
+        except BaseException:
+            gradebook.db.rollback()  # one transaction per notebook: all of it is written, or none
+            raise
 
 
 def _merge(gradebook, assignment: str, student: str, result: dict, MissingEntry) -> None:  # noqa: N803

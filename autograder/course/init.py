@@ -5,8 +5,9 @@ What it writes (see :mod:`autograder.course.folder` for the layout):
 - ``nbgrader_config.py``: loads the kit's settings from the *installed* kit
   (``autograder/course/nbgrader_config.py``: timeouts, output limits, the kit's preprocessors
   that run the hidden checks outside the kernel and score test cells from their verdicts), then
-  sets the course's own: ``course_id``, ``db_url``, the exchange root and timezone, the late
-  penalty. nbgrader's own commands (``nbgrader generate_assignment``, ``autograde``,
+  sets the course's own: ``course_id``, ``db_url`` (SQLite in the folder, or ``--db-url``: a
+  database server, e.g. PostgreSQL, that must exist and be empty), the exchange root and timezone,
+  the late penalty. nbgrader's own commands (``nbgrader generate_assignment``, ``autograde``,
   ``formgrader``, ``generate_feedback``, ``release_feedback``, ``export``) run on it unchanged from
   inside the folder with the kit's virtual environment: the kernels import ``student_src`` from the
   kit installed in that environment (``pip install -e .``), so no ``PYTHONPATH`` is needed.
@@ -52,7 +53,11 @@ load_subconfig(os.path.join(os.path.dirname(autograder.course.__file__), "nbgrad
 
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+# The gradebook: SQLite in this folder (one machine), or a database server that shards on several
+# machines write at once (`course init --db-url`; keep passwords out of this file: libpq reads
+# PGPASSWORD or ~/.pgpass). The environment variable XAI_KIT_DB_URL overrides both.
+c.CourseDirectory.db_url = (os.environ.get("XAI_KIT_DB_URL") or {db_url!r}
+                            or "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db"))
 # Students are added by the roster import (`python -m autograder course roster`); autograde also
 # adds an unknown one rather than fail (the kit's default).
 c.Exchange.root = {exchange!r}
@@ -101,9 +106,11 @@ def due_dates_utc(due_dates: dict, timezone: str) -> dict:
 
 def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_dates: dict | None = None,
                 timezone: str = "UTC", exchange: str | None = None, late_penalty: str = "none",
-                roster: Path | None = None) -> Course:
-    """Write the course folder at ``path`` (new or empty) and return it opened."""
+                roster: Path | None = None, db_url: str | None = None) -> Course:
+    """Write the course folder at ``path`` (new or empty) and return it opened; its gradebook is
+    ``COURSE/gradebook.db``, or the empty database at ``db_url``."""
     from autograder.authoring import build
+    from autograder.course import gradebook as gradebooks
     from autograder.course import guide
     from autograder.course import roster as rosters
 
@@ -122,6 +129,8 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
     if unknown:
         raise CourseError(f"unknown assignment(s) {', '.join(unknown)}; the kit has {', '.join(available)}")
     due = due_dates_utc(due_dates or {}, timezone)
+    if db_url:
+        _check_empty_database(db_url)
     root.mkdir(parents=True, exist_ok=True)
     exchange = str(Path(exchange).expanduser().absolute()) if exchange else str(root / "exchange")
     # nbgrader needs the exchange root to exist. In the course folder it is the instructor's own
@@ -130,12 +139,15 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
     Path(exchange).mkdir(mode=0o755, parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(
         course_id=course_id, exchange=exchange, timezone=timezone, late_penalty=late_penalty,
-        due_dates=dict(due_dates or {})))
+        due_dates=dict(due_dates or {}), db_url=db_url))
     settings = {"course_id": course_id, "assignments": assignments, "timezone": timezone,
                 "due_dates_utc": due, "exchange": exchange, "late_penalty": late_penalty}
     (root / COURSE_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     build.write_sources(root, assignments)
-    build.generate_releases(root, assignments, database=True)
+    build.generate_releases(root, assignments, database=True)  # into COURSE/gradebook.db (nbgrader's worker)
+    if db_url:
+        gradebooks.copy_tables(f"sqlite:///{root / 'gradebook.db'}", db_url)
+        (root / "gradebook.db").unlink()
     course = Course.open(root)
     with course.gradebook() as gradebook:
         for assignment in assignments:
@@ -148,3 +160,27 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
     if roster is not None:
         rosters.import_roster(course, Path(roster))
     return course
+
+
+def _check_empty_database(db_url: str) -> None:
+    """A clear :class:`CourseError` unless ``db_url`` names a database that exists and holds no gradebook."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    from autograder.course.gradebook import holds_assignments
+
+    example = "e.g. postgresql://USER@HOST/DATABASE"
+    try:
+        shown = make_url(db_url).render_as_string(hide_password=True)
+    except ArgumentError as error:
+        raise CourseError(f"--db-url is no database URL ({error}); {example}") from error
+    try:
+        full = holds_assignments(db_url)
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise CourseError(f"--db-url {shown}: no such database driver ({error}; the kit's requirements bring "
+                          f"psycopg for PostgreSQL); {example}") from error
+    except DBAPIError as error:
+        raise CourseError(f"cannot open the database {shown} (create it first, e.g. `createdb`): "
+                          f"{str(error.orig).strip()}") from error
+    if full:
+        raise CourseError(f"the database {shown} already holds a gradebook: give an empty one")
