@@ -88,18 +88,19 @@ def receive_bytes(connection: socket.socket, limit: int = MAX_FRAME_BYTES) -> by
     return _read_exactly(connection, size)
 
 
-def load_frame(data, from_trusted_side: bool):
-    """A frame's message. ``from_trusted_side=False`` (the grader reading a kernel's message)
-    loads with ``weights_only=True``: plain containers and tensors, nothing else is unpickled."""
+def load_frame(stream: io.BytesIO, from_trusted_side: bool):
+    """The message in ``stream`` (a frame's bytes, from the start). ``from_trusted_side=False`` (the
+    grader reading a kernel's message) loads with ``weights_only=True``: plain containers and
+    tensors, nothing else is unpickled."""
     try:
-        return torch.load(io.BytesIO(data), weights_only=not from_trusted_side, map_location="cpu")
+        return torch.load(stream, weights_only=not from_trusted_side, map_location="cpu")
     except Exception as error:  # noqa: BLE001 (anything unreadable is a protocol error)
         raise ProtocolError(f"unreadable message ({type(error).__name__}: {str(error)[:200]})") from None
 
 
 def receive_frame(connection: socket.socket, from_trusted_side: bool):
     """One message (:func:`receive_bytes`, then :func:`load_frame`)."""
-    return load_frame(receive_bytes(connection), from_trusted_side)
+    return load_frame(io.BytesIO(receive_bytes(connection)), from_trusted_side)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,8 +35,9 @@ It is bound to the notebook being graded and bounded in what a kernel can make i
   says which, and every later call of that check fails the same way.
 
 The reference solutions, the checks, the expected values: none of it leaves this process. What a
-kernel can still do is lie about what it reports (the side effects of its own function): that can only win it the points of its own side-effect checks, never make a
-wrong output pass a comparison, and never reach another notebook's verdicts.
+kernel can still do is lie about what it reports (the side effects of its own function): that can
+only win it the points of its own side-effect checks, never make a wrong output pass a
+comparison, and never reach another notebook's verdicts.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ def receive_message(connection: socket.socket, budget: AnswerBudget):
     few bytes can claim a trillion)."""
     data = wire.receive_bytes(connection)
     budget.spend("bytes received", len(data))
+    stream = io.BytesIO(data)  # one copy of the frame, read by zipfile, then by torch.load
     try:
-        records = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        records = zipfile.ZipFile(stream).infolist()
     except (zipfile.BadZipFile, ValueError) as error:
         raise wire.ProtocolError(f"a message that is not a torch.save archive ({error})") from None
     if any(record.compress_type != zipfile.ZIP_STORED for record in records):
@@ -138,7 +140,8 @@ def receive_message(connection: socket.socket, budget: AnswerBudget):
     if sum(record.file_size for record in records) > len(data):
         raise wire.ProtocolError("a message whose records claim more bytes than it has")
     budget.spend("pickle bytes", sum(record.file_size for record in records if record.filename.endswith(".pkl")))
-    message = wire.load_frame(data, from_trusted_side=False)
+    stream.seek(0)
+    message = wire.load_frame(stream, from_trusted_side=False)
     budget.spend("tensor elements decoded", _tensor_elements(message))
     return message
 

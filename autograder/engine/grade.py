@@ -9,9 +9,10 @@ How it works:
    nbgrader from that copy, and only if its bytes are unchanged (``submissions.hand_in``).
 2. A *template* nbgrader course is built once in a temporary folder (sources from
    ``autograder/authoring/assignments``, ``generate_assignment`` into its gradebook).
-3. Notebooks are split over N workers, the costliest assignments first. Each worker owns a copy of the template course (its own
-   gradebook, so no two processes write one SQLite file), a private copy of the grader code and
-   its own IPython/Jupyter folders (``grader_files``), and one long-lived nbgrader process
+3. Notebooks are split over N workers, the costliest assignments first. Each worker owns a copy
+   of the template course (its own gradebook, so no two processes write one SQLite file), a
+   private copy of the grader code and its own IPython/Jupyter folders (``grader_files``), and
+   one long-lived nbgrader process
    (``nbgrader_worker``: nbgrader's start-up is paid once, not per notebook; kernels are forked
    from a process with torch already imported, ``prewarmed_kernel``) that runs, per student and
    notebook, ``autograde`` then ``generate_feedback`` under a wall-clock limit. A submission that

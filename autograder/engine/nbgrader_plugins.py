@@ -3,9 +3,9 @@
 - :class:`ExecuteWithTrustedChecks` is nbgrader's ``Execute`` with the hidden checks' server
   (``check_server``) running in this process, outside the kernel: it begins and ends each
   notebook on the server (a token per notebook, its connections closed at its end), tells the
-  server which cell runs, and keeps the server's verdicts per cell in ``resources``. With ``check_kernel_name`` set
-  (the grader sets it), the hidden lines run in a second kernel that has the student's functions
-  and not the libraries they must not use (``check_kernel``).
+  server which cell runs, and keeps the server's verdicts per cell in ``resources``. With
+  ``check_kernel_name`` set (the grader sets it), the hidden lines run in a second kernel that has
+  the student's functions and not the libraries they must not use (``check_kernel``).
 - :class:`ScoreTestCells` decides each autograded test cell from those verdicts: the cell keeps
   its points only if it ran to the end without an error *and* every hidden check its source
   names passed on the trusted side while it ran. What the notebook printed counts for nothing:

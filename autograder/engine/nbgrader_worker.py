@@ -206,19 +206,26 @@ class NbgraderWorker:
             self.kill()
 
 
+def _stubs_first_on_path(runtime: Path) -> str:
+    """A ``PYTHONPATH`` for check kernels outside a sandbox: the library stubs (``check_kernel``,
+    written under ``runtime``) first, then this process's own."""
+    from autograder.engine import check_kernel
+
+    stubs = check_kernel.write_stub_packages(runtime / "library-stubs")
+    return os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")]))
+
+
 def _start_prewarmed_kernels(runtime: Path, config) -> set[int]:
     """Have nbgrader run notebooks in kernels forked from a zygote (see ``prewarmed_kernel``),
     and their hidden checks in check kernels forked from a second one (``check_kernel``; no
     sandbox: the library stubs are only first on ``sys.path``); return the zygotes' pids (they
     die with this process: same process group)."""
-    from autograder.engine import check_kernel, prewarmed_kernel
+    from autograder.engine import prewarmed_kernel
 
     zygote = prewarmed_kernel.activate(runtime)
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
     runtime = Path(os.environ[prewarmed_kernel.ZYGOTE_ENV]).parent
-    stubs = check_kernel.write_stub_packages(runtime / "library-stubs")
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stubs), environment.get("PYTHONPATH")]))
+    environment = dict(os.environ) | {"PYTHONPATH": _stubs_first_on_path(runtime)}
     checks = prewarmed_kernel.activate_check_kernel(runtime, environment, name=CHECK_KERNEL_NAME)
     config.ExecuteWithTrustedChecks.check_kernel_name = CHECK_KERNEL_NAME
     return {zygote.pid, checks.pid}
@@ -229,13 +236,10 @@ def _install_plain_check_kernel(runtime: Path, config) -> None:
     with the library stubs first on its ``sys.path`` (``check_kernel``)."""
     import json
 
-    from autograder.engine import check_kernel
-
     runtime.mkdir(parents=True, exist_ok=True)
-    stubs = check_kernel.write_stub_packages(runtime / "library-stubs")
+    path = _stubs_first_on_path(runtime)
     folder = runtime / "jupyter" / "kernels" / CHECK_KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
-    path = os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")]))
     (folder / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (hidden checks)", "language": "python", "env": {"PYTHONPATH": path}}))

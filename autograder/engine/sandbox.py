@@ -519,4 +519,3 @@ def apply_kernel_limits(memory_mb: int | None) -> None:
 def kernel_environment(requested: dict) -> dict:
     """The environment of a forked kernel: the allow-listed part of the launcher's."""
     return sandbox_environment(requested)
-
