@@ -131,10 +131,9 @@ def test_nothing_written_anywhere_reaches_the_next_kernel_and_every_place_is_cap
     mark = f"left-by-the-previous-kernel-{secrets.token_hex(4)}"
     written = _run_once(Kernel, WRITE_EVERYWHERE.format(mark=mark))
     assert {"/tmp", "/dev/shm", sandbox.HOME} <= set(written), written  # the walk reaches them
-    # The one exception: the handoff folder (the kernels' ZMQ sockets) is shared with the grader,
-    # so it is on the grader's disk; it is still emptied between kernels (checked below).
+    assert layout.handoff in written  # the kernels' ZMQ sockets: writable, and private and capped too
     too_large = {folder: size for folder, size in written.items()
-                 if size > max(sandbox.private_folders(layout).values()) and folder != layout.handoff}
+                 if size > max(sandbox.private_folders(layout).values())}
     assert too_large == {}
     left = _run_once(Kernel, FIND_MARKS.format(folders=sorted(written), mark=mark))
     assert left == []

@@ -451,9 +451,23 @@ def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, cod
         from autograder.engine import sandbox
 
         outside = dict(os.environ if env is None else env)
+        info_read, info_write = os.pipe()
         program = sandbox.bwrap_command(program, sandbox_layout, code, outside, check_socket=check_socket,
-                                        masked=masked)
+                                        masked=masked, info_descriptor=info_write)
         env = sandbox.zygote_environment(sandbox_layout, outside, check_socket)  # bwrap's own, too
+        try:
+            process = subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL,
+                                       pass_fds=[listener.fileno(), info_write])
+        finally:
+            listener.close()
+            os.close(info_write)
+        try:
+            sandbox.link_handoff(sandbox_layout, sandbox.sandbox_pid(info_read))
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        return process
     try:
         return subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL, pass_fds=[listener.fileno()])
     finally:

@@ -14,14 +14,16 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
   folders of :func:`private_folders` (tmpfs: ``/tmp``, ``HOME``, ``/dev/shm``, the jobs folder
   where each kernel gets a copy of its folder's files), the worker's private copy of the
   kernel's code (:data:`KERNEL_CODE`, read-only), the data folder (read-only), and the folders of
-  :class:`SandboxLayout` that the Jupyter protocol needs (the handoff folder, writable, is the
-  one place shared with the grader: on its disk, not capped, emptied between kernels); the root
+  :class:`SandboxLayout` that the Jupyter protocol needs (the connection files, read-only; the
+  handoff folder of the kernels' ZMQ sockets is one more private capped tmpfs, which the grader
+  reaches from outside through the sandbox's ``/proc/<pid>/root``: :func:`link_handoff`); the root
   itself is remounted read-only, so nothing new appears beside them. Not visible: the
   instructor's home, the kit's checkout, the course folder and its gradebook, the submissions, the
   output folder, other workers' folders, the IPython/Jupyter configuration of the grader.
 - **network**: an own network namespace with only a loopback device: no TCP/UDP to anything,
   including the grader's ``127.0.0.1``. Kernels talk ZMQ over Unix sockets (``ipc`` transport)
-  in :attr:`SandboxLayout.handoff`, reachable from outside because it is a bind mount.
+  in :attr:`SandboxLayout.handoff`; outside, that path is a symbolic link into the sandbox's own
+  mount namespace (:func:`link_handoff`), so the grader connects to the sockets where they are.
 - **PID**: the sandbox's processes see only each other (bwrap's own PID 1 reaps orphans). The
   zygote kills every other process in it before each fork and after each kernel (see
   :func:`reset_between_kernels`): nothing a notebook starts in the background reaches the next one.
@@ -80,6 +82,8 @@ TMP_BYTES = 1 << 30
 HOME_BYTES = 256 << 20
 JOBS_BYTES = 1 << 30
 SHM_BYTES = 256 << 20
+#: The handoff folder holds only the kernels' ZMQ sockets (files of no size): a small cap.
+HANDOFF_BYTES = 16 << 20
 SHM, MQUEUE = "/dev/shm", "/dev/mqueue"
 #: Private tmpfs folders of every sandbox and their sizes (see :func:`private_folders`).
 PRIVATE_FOLDER_BYTES = {"/tmp": TMP_BYTES, HOME: HOME_BYTES, SHM: SHM_BYTES}
@@ -118,7 +122,8 @@ class SandboxLayout:
     """The folders of one worker's sandbox, at the same path inside and outside.
 
     ``jobs`` (inside: a private tmpfs at that path): one fresh working folder per kernel, a copy
-    of the files of the folder nbgrader runs it in. ``handoff`` (writable inside): the kernel's ZMQ ipc sockets. ``connections`` (read-only inside): the
+    of the files of the folder nbgrader runs it in. ``handoff`` (inside: a private tmpfs; outside:
+    a link to it, :func:`link_handoff`): the kernels' ZMQ ipc sockets. ``connections`` (read-only inside): the
     connection files jupyter_client writes (the worker's TMPDIR). ``etc``: the sandbox's
     ``passwd`` and ``group``. ``memory_mb``: the kernels' address-space limit.
     """
@@ -201,9 +206,10 @@ def _system_binds() -> list[str]:
 
 def private_folders(layout: SandboxLayout) -> dict[str, int]:
     """``{folder: bytes}``: the only folders a kernel can create files in, each a size-capped
-    tmpfs that nobody outside the sandbox sees, emptied between kernels: /tmp, HOME, /dev/shm
-    and the jobs folder (the kernels' working folders)."""
-    return PRIVATE_FOLDER_BYTES | {layout.jobs: JOBS_BYTES}
+    tmpfs of the sandbox's own, emptied between kernels: /tmp, HOME, /dev/shm, the jobs folder
+    (the kernels' working folders) and the handoff folder (their ZMQ sockets, which the grader
+    alone reaches from outside, through :func:`link_handoff`)."""
+    return PRIVATE_FOLDER_BYTES | {layout.jobs: JOBS_BYTES, layout.handoff: HANDOFF_BYTES}
 
 
 def _private_folders(layout: SandboxLayout) -> list[str]:
@@ -226,14 +232,12 @@ def _etc_binds(layout: SandboxLayout) -> list[str]:
 
 
 def _grading_binds(layout: SandboxLayout, code: Path, env: dict, check_socket: bool) -> list[str]:
-    """The grader's code copy and the data (read-only), the connection files (read-only), the
-    handoff folder (writable: the kernels' ZMQ sockets; shared with the grader, so neither private
-    nor size-capped, only emptied between kernels), and with ``check_socket`` the trusted check socket's
-    folder (read-only: the check kernel's sandbox only)."""
+    """The grader's code copy and the data (read-only), the connection files (read-only), and with
+    ``check_socket`` the trusted check socket's folder (read-only: the check kernel's sandbox
+    only). Nothing of the grader's is bound writable."""
     from student_src import assets
 
-    options = ["--ro-bind", str(code), str(code), "--ro-bind", layout.connections, layout.connections,
-               "--bind", layout.handoff, layout.handoff]
+    options = ["--ro-bind", str(code), str(code), "--ro-bind", layout.connections, layout.connections]
     data = env.get(assets.DATA_DIR_ENV) or str(assets.data_dir())
     options += ["--ro-bind-try", data, data]
     if check_socket and env.get(CHECK_SOCKET_ENV):
@@ -274,22 +278,65 @@ def zygote_environment(layout: SandboxLayout, env: dict, check_socket: bool = Tr
 
 
 def bwrap_command(program: list[str], layout: SandboxLayout, code: Path, env: dict, check_socket: bool = True,
-                  masked: dict | None = None) -> list[str]:
+                  masked: dict | None = None, info_descriptor: int | None = None) -> list[str]:
     """The full ``bwrap`` command line that runs ``program`` (the zygote) in the sandbox, with
     :func:`zygote_environment` as its only environment.
 
     ``check_socket``: bind the hidden checks' socket folder and pass the notebook's check token
     (the check kernel's sandbox; not the notebook kernel's). ``masked``: ``{real path: replacement}``
-    mounted over library folders."""
+    mounted over library folders. ``info_descriptor``: where bwrap reports the sandbox's PID
+    (:func:`sandbox_pid`), which :func:`link_handoff` needs."""
     environment = zygote_environment(layout, env, check_socket)
     # The private folders first: a later bind under them (a venv or checkout in /tmp) stays
     # visible; made after them, the tmpfs would hide it. The masks last: over the system binds.
     options = ["bwrap", *_namespace_options(), *_private_folders(layout), *_system_binds(), *_etc_binds(layout),
                *_grading_binds(layout, Path(code), env, check_socket), *_masks(masked or {}),
                "--remount-ro", "/", "--chdir", "/", "--clearenv"]
+    if info_descriptor is not None:
+        options[1:1] = ["--info-fd", str(info_descriptor)]
     for name, value in environment.items():
         options += ["--setenv", name, value]
     return [*options, "--", *program]
+
+
+def sandbox_pid(info_descriptor: int, timeout: float = 60) -> int:
+    """The PID (outside) of the sandbox's first process, read from bwrap's ``--info-fd`` (a JSON
+    object with ``child-pid``, written once its namespaces exist). Closes the descriptor."""
+    import select
+
+    text, deadline = b"", time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                return int(json.loads(text)["child-pid"])
+            except (ValueError, KeyError):
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([info_descriptor], [], [], left)[0]:
+                raise SandboxUnavailable(f"bwrap did not report its sandbox within {timeout:.0f} s")
+            chunk = os.read(info_descriptor, 4096)
+            if not chunk:
+                raise SandboxUnavailable("bwrap exited before it made the sandbox (see its message above)")
+            text += chunk
+    finally:
+        os.close(info_descriptor)
+
+
+def link_handoff(layout: SandboxLayout, pid: int) -> None:
+    """Outside: make ``layout.handoff`` a symbolic link to the same folder in the mount namespace
+    of the sandbox process ``pid`` (``/proc/<pid>/root<handoff>``), where it is a private tmpfs.
+
+    The grader's ZMQ client connects to the kernels' ipc sockets through it (a socket path stays
+    the short ``<handoff>/k-<port>``; the kernel resolves the link). Reading another mount
+    namespace's files through ``/proc/<pid>/root`` needs ptrace-read rights over ``pid``: the
+    grader has them because it owns the sandbox's user namespace, even for undumpable processes.
+    Nothing of the grader's disk is then writable from inside."""
+    handoff = Path(layout.handoff)
+    if handoff.is_symlink():
+        handoff.unlink()
+    elif handoff.is_dir():
+        handoff.rmdir()  # the empty folder make_layout made
+    handoff.symlink_to(f"/proc/{pid}/root{layout.handoff}")
 
 
 def unavailable_reason() -> str | None:
@@ -466,12 +513,12 @@ def remove_ipc_objects() -> None:
 
 def reset_between_kernels(layout: SandboxLayout) -> None:
     """What the zygote does before each fork and after each kernel: kill every other process,
-    then empty the private folders (:func:`private_folders`; recreating HOME's empty config
-    folders), the POSIX message queues, the handoff folder, and remove the System V IPC objects.
-    Nothing a notebook leaves on disk, in memory or running reaches the next one."""
+    then empty the private folders (:func:`private_folders`, the handoff folder among them;
+    recreating HOME's empty config folders) and the POSIX message queues, and remove the System V
+    IPC objects. Nothing a notebook leaves on disk, in memory or running reaches the next one."""
     kill_other_processes()
     mounts = _mount_points()
-    for folder in [*private_folders(layout), MQUEUE, layout.handoff]:
+    for folder in [*private_folders(layout), MQUEUE]:
         _empty_folder(folder, mounts)
     remove_ipc_objects()
     make_home_folders()
