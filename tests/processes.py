@@ -13,7 +13,7 @@ def alive(pid: int) -> bool:
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` as this PID namespace sees them (those inside a sandbox's own
     PID namespace included: /proc shows them with their outside pids)."""
-    from autograder.engine.nbgrader_worker import descendants as listed
+    from autograder.engine.cpu_clock import descendants as listed
 
     return set(listed(pid))
 
