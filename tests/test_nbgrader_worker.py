@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder.authoring import build
-from autograder.engine.nbgrader_worker import NbgraderWorker, WorkerError
+from autograder.engine.nbgrader_worker import CpuTimeExceeded, NbgraderWorker, WorkerError
 from tests.processes import ProcessRecorder, alive
 
 ASSIGNMENT = "ps1"
@@ -68,6 +68,10 @@ def test_grades_and_survives_a_notebook_that_never_ends(course):
     _hand_in(course, "stuck", _submission(
         "    import time\n"
         "    while True:\n        try:\n            time.sleep(0.05)\n        except KeyboardInterrupt:\n            pass"))
+    # Computes without end, ignoring interrupts: the request's CPU limit (8 s) stops it first.
+    _hand_in(course, "burning", _submission(
+        "    while True:\n        try:\n            while True:\n                pass\n"
+        "        except KeyboardInterrupt:\n            pass"))
     with NbgraderWorker(course, env=build.grading_env(), cell_seconds=300, prewarm=True, sandbox="bwrap") as worker:
         worker.request("generate_assignment", ASSIGNMENT)
         worker.request("autograde", ASSIGNMENT, "right", timeout=120)
@@ -82,6 +86,8 @@ def test_grades_and_survives_a_notebook_that_never_ends(course):
         while any(alive(pid) for pid in seen) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(alive(pid) for pid in seen), "a process of the stuck notebook outlived its worker"
+        with pytest.raises(CpuTimeExceeded, match="used more than 8 s of CPU time"):
+            worker.request("autograde", ASSIGNMENT, "burning", timeout=600, cpu_seconds=8)
         worker.request("autograde", ASSIGNMENT, "wrong", timeout=120)  # a fresh worker takes over
         worker.request("generate_feedback", ASSIGNMENT, "wrong", timeout=120)
     assert _score(course, "right") == 2 and _score(course, "wrong") == 0

@@ -4,9 +4,10 @@ The cell and notebook limits count CPU seconds (``cpu_clock``: the kernel's proc
 cell, the worker's for a notebook), so a notebook gets the same grade on a quiet machine and on
 one whose cores are all busy. Each has a wall-clock backstop several times larger, for what
 uses no CPU while it waits (``time.sleep``, a blocked read): ``cell_seconds * CELL_WALL_FACTOR``
-and ``notebook_seconds * NOTEBOOK_WALL_FACTOR``. Under load a correct cell needs more wall time
-for its CPU time: with the factor 5 a cell that uses a fifth of its CPU limit may run where it
-gets a fifth of a core (about 10 busy processes per core).
+and ``notebook_seconds * NOTEBOOK_WALL_FACTOR``. Under load a cell needs more wall time for the
+same CPU time: with the factor 5, a cell that uses its whole CPU limit still finishes where it
+gets a fifth of a core (about five busy processes per core), one that uses a tenth of it where
+it gets a fiftieth.
 """
 
 from __future__ import annotations

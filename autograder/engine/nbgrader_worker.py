@@ -15,7 +15,7 @@ Server side (this module run as a program)::
     python -m autograder.engine.nbgrader_worker COURSE [--cell-seconds S] [--no-db] [--prewarm]
         [--sandbox-root DIR [--code DIR] [--memory-mb MB]]
 
-reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
+says ``{"ready": true}`` once started, then reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
 "generate_assignment", "assignment": ID, "student": ID}``, and answers each with one JSON line
 ``{"success": bool, "error": traceback, "log": text}`` on its original stdout. Anything else the
 process prints goes to stderr, so a chatty library cannot corrupt the answers.
@@ -41,6 +41,8 @@ from autograder.engine.cpu_clock import POLL_SECONDS, ProcessTreeClock, descenda
 from autograder.engine.limits import CELL_WALL_FACTOR
 
 COMMANDS = ("autograde", "generate_feedback", "generate_assignment")
+#: Wall-clock seconds a worker may take to start (import nbgrader, start its zygotes) and say so.
+STARTUP_SECONDS = 600
 #: The kernelspec of the check kernels (``check_kernel``): the hidden lines of the test cells run there.
 CHECK_KERNEL_NAME = "xai-checks"
 
@@ -135,6 +137,13 @@ class NbgraderWorker:
             env=isolated_python.environment(self.env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True, preexec_fn=limit_memory(self.memory_mb) if self.memory_mb else None)
+        # The worker's start-up (nbgrader's imports) is no notebook's: wait for it before any
+        # request's clock starts. (The zygotes import torch meanwhile; what is left of that when
+        # the worker is ready, a few CPU seconds, still counts for its first notebook.)
+        try:
+            self._read_line(STARTUP_SECONDS, None, "the nbgrader worker's start-up")
+        except subprocess.TimeoutExpired as error:
+            raise WorkerError(f"the nbgrader worker did not start within {STARTUP_SECONDS} s") from error
 
     def request(self, command: str, assignment: str, student: str | None = None,
                 timeout: float | None = None, cpu_seconds: float | None = None) -> str:
@@ -399,6 +408,7 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
         config.GenerateAssignment.no_database = True
     config.merge(config_for_prewarm)
     api = NbGraderAPI(config=config)
+    answers.write(json.dumps({"ready": True}) + "\n")  # start-up done: requests' clocks start after it
     for line in sys.stdin:
         request = json.loads(line)
         command, assignment, student = request["command"], request["assignment"], request.get("student")

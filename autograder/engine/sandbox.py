@@ -36,7 +36,7 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
   the mount, PID and network namespaces alone (a kernel exploit or a leaked file descriptor would
   act as root). Run the grader as an ordinary user.
 - ``--new-session``: no terminal to push keystrokes into (``TIOCSTI``); ``--die-with-parent``:
-  when the nbgrader worker dies (a notebook over its wall-clock limit: ``grade`` kills the
+  when the nbgrader worker dies (a notebook over its CPU or wall-clock limit: ``grade`` kills the
   worker's process group), bwrap and everything inside die with it.
 
 Limits set in each forked kernel before student code (:func:`apply_kernel_limits`): address
