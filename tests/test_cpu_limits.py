@@ -25,7 +25,7 @@ from autograder.engine.grade import TOTAL_ITEM, kernel_threads, worker_env
 from autograder.engine.limits import CELL_WALL_FACTOR, Limits
 from tests import grading_harness as harness
 from tests.conftest import standin_assets_in
-from tests.processes import alive
+from tests.processes import alive, burning_children
 
 A = "01_hooks"
 CELL_CPU_SECONDS = 8
@@ -54,12 +54,12 @@ while _time.process_time() - _cpu < {HALF_SECONDS}:
     pass
 print(f"half the limit in CPU time took {{_time.monotonic() - _wall:.2f}} s of wall-clock time")
 '''
-# Two ungraded cells a student added, each starting four processes that burn CPU: the kernel's
-# process tree runs past the cell limit however busy the machine is. The first waits (and is
-# interrupted: its kernel lives on), the second ignores the interrupt (its kernel is restarted,
-# the cells before it are run again, and every later cell still needs their state).
-INTERRUPTED = '''import subprocess, sys, time
-burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+# Two ungraded cells a student added, each starting 16 processes that burn CPU: the kernel's
+# process tree runs past the cell limit long before the wall-clock backstop, however busy the
+# machine is. The first waits (and is interrupted: its kernel lives on), the second ignores the
+# interrupt (its kernel is restarted, the cells before it are run again, and every later cell
+# still needs their state).
+INTERRUPTED = burning_children(16) + '''import time
 try:
     time.sleep(3600)
 finally:
@@ -67,8 +67,7 @@ finally:
         burner.kill()
         burner.wait()
 '''
-IGNORES_INTERRUPTS = '''import subprocess, sys, time
-burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+IGNORES_INTERRUPTS = burning_children(16) + '''import time
 while True:
     try:
         time.sleep(0.05)
@@ -209,7 +208,7 @@ def test_a_cell_at_half_its_cpu_limit_passes_where_a_wall_clock_limit_would_fail
 
 
 def test_a_cell_over_its_cpu_limit_fails_alone_and_the_cells_after_it_keep_their_state(graded_twice):
-    """Both added cells are stopped by the CPU limit (their four child processes are counted);
+    """Both added cells are stopped by the CPU limit (their child processes are counted);
     the kernel that ignored the interrupt is restarted and the cells before it run again, so
     every graded cell after it passes: no NameError, no note about lost state."""
     for run in ("quiet", "loaded"):

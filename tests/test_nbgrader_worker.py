@@ -10,7 +10,7 @@ import pytest
 
 from autograder.authoring import build
 from autograder.engine.nbgrader_worker import CpuTimeExceeded, NbgraderWorker, WorkerError
-from tests.processes import ProcessRecorder, alive
+from tests.processes import ProcessRecorder, alive, burning_children
 
 ASSIGNMENT = "ps1"
 
@@ -115,16 +115,17 @@ def test_a_worker_that_dies_is_reported_and_replaced(course):
 
 
 def test_a_kernel_that_ignores_the_interrupt_is_restarted_and_later_cells_still_count(course):
-    """Cell limit 3 CPU seconds (wall-clock backstop 15 s). A busy loop that ignores Ctrl-C runs
-    past the CPU limit: it scores 0, its kernel is restarted, and the cells before it are run
+    """Cell limit 3 CPU seconds (wall-clock backstop 15 s). A cell that ignores Ctrl-C while 16
+    child processes burn CPU (the kernel's process tree: past the limit long before the backstop,
+    however busy the machine) scores 0, its kernel is restarted, and the cells before it are run
     again on the fresh kernel, so the later cells keep their points, the one that needs the
     earlier state (``answer``) included (before the replay it lost its 3 points to a NameError).
     A cell that sleeps uses no CPU: the wall-clock backstop interrupts it (its kernel lives on).
     The notebook does not wait out every later cell."""
     notebook = _source_notebook()
     notebook.cells += [
-        _cell("code", "while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n"
-                      "        pass", "test_loops", grade=True, locked=True, points=5),
+        _cell("code", burning_children(16) + "while True:\n    try:\n        while True:\n            pass\n"
+                      "    except KeyboardInterrupt:\n        pass", "test_loops", grade=True, locked=True, points=5),
         _cell("code", "assert 2 + 2 == 4", "test_independent", grade=True, locked=True, points=1),
         _cell("code", "assert answer() == 42", "test_needs_state", grade=True, locked=True, points=3),
         _cell("code", "import time\ntime.sleep(3600)", "test_sleeps", grade=True, locked=True, points=1),
