@@ -150,6 +150,11 @@ def _scores(table: dict) -> dict:
     return {student: {item: (row.score, row.status) for item, row in rows.items()} for student, rows in table.items()}
 
 
+def _grade(root, students: dict, limits: Limits) -> tuple:
+    """``(table, out folder)`` of one grading of ``students`` under ``root``."""
+    return harness.grade_cohort(root, A, students, limits=limits), root / "out"
+
+
 @pytest.fixture(scope="module")
 def graded_twice(tmp_path_factory):
     """``{"quiet"|"loaded": (table, out folder)}``: the class graded as the machine is, then beside
@@ -164,7 +169,7 @@ def graded_twice(tmp_path_factory):
     results = {}
     with standin_assets_in(root / "assets"):
         started = time.monotonic()
-        results["quiet"] = harness.grade_cohort(root / "quiet", A, students, limits=limits), root / "quiet" / "out"
+        results["quiet"] = _grade(root / "quiet", students, limits)
         print(f"quiet: {time.monotonic() - started:.0f} s, load {os.getloadavg()}")
         context = multiprocessing.get_context("fork")
         burners = [context.Process(target=_burn_forever, daemon=True)
@@ -173,7 +178,7 @@ def graded_twice(tmp_path_factory):
             for burner in burners:
                 burner.start()
             started = time.monotonic()
-            results["loaded"] = harness.grade_cohort(root / "loaded", A, students, limits=limits), root / "loaded" / "out"
+            results["loaded"] = _grade(root / "loaded", students, limits)
             print(f"loaded: {time.monotonic() - started:.0f} s, load {os.getloadavg()}")
         finally:
             for burner in burners:

@@ -15,8 +15,9 @@ Server side (this module run as a program)::
     python -m autograder.engine.nbgrader_worker COURSE [--cell-seconds S] [--no-db] [--prewarm]
         [--sandbox-root DIR [--code DIR] [--memory-mb MB]]
 
-says ``{"ready": true}`` once started, then reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
-"generate_assignment", "assignment": ID, "student": ID}``, and answers each with one JSON line
+says ``{"ready": true}`` once started, then reads one JSON request per line on stdin,
+``{"command": "autograde" | "generate_feedback" | "generate_assignment", "assignment": ID,
+"student": ID}``, and answers each with one JSON line
 ``{"success": bool, "error": traceback, "log": text}`` on its original stdout. Anything else the
 process prints goes to stderr, so a chatty library cannot corrupt the answers.
 

@@ -98,8 +98,8 @@ SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/fonts", "/etc/localtime")
 #: Variables a kernel inherits from the launcher's environment; everything else is dropped.
 KERNEL_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
-                      "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS",
-                      "TQDM_DISABLE", "XAI_KIT_DATA_DIR", "XAI_KIT_STANDIN", CHECK_SOCKET_ENV,
+                      "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+                      "PYTHONWARNINGS", "TQDM_DISABLE", "XAI_KIT_DATA_DIR", "XAI_KIT_STANDIN", CHECK_SOCKET_ENV,
                       CHECK_TOKEN_ENV, "JUPYTER_RUNTIME_DIR")
 MISSING_MESSAGE = ("grading runs every notebook in a bubblewrap sandbox, and bwrap {problem}.\n"
                    "Install it (Debian/Ubuntu package bubblewrap: apt install bubblewrap; Fedora: dnf install "
