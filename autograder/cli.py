@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from autograder.engine.limits import CELL_WALL_FACTOR, NOTEBOOK_WALL_FACTOR
+
 #: The kit's checkout (cheap: the command line imports nothing heavy before it knows the command).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,9 +54,16 @@ def _grading_limits(args):
     if problem:
         print(problem, file=sys.stderr)
         return None
-    from autograder.engine.grade import Limits
+    from autograder.engine.limits import Limits
 
     return Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_mb=args.memory_mb)
+
+
+def _jobs(args) -> int:
+    """``--jobs``, or by default as many workers as the cores and the memory hold (``capacity``)."""
+    from autograder.engine.capacity import default_jobs
+
+    return args.jobs if args.jobs is not None else default_jobs(args.memory_mb)
 
 
 def cmd_grade_course(args) -> int:
@@ -72,7 +81,7 @@ def cmd_grade_course(args) -> int:
     limits = _grading_limits(args)
     if limits is None:
         return 1
-    run = grade_course(course, args.assignment, args.student, jobs=args.jobs, force=args.force, limits=limits,
+    run = grade_course(course, args.assignment, args.student, jobs=_jobs(args), force=args.force, limits=limits,
                        prewarmed_kernels=not args.plain_kernels, sandbox=args.sandbox, progress=not args.quiet,
                        shard=shard)
     print(run.text())
@@ -99,7 +108,7 @@ def cmd_grade(args) -> int:
         return 1
     from autograder.engine.grade import grade, summary_table
 
-    rows = grade(Path(args.directory), Path(args.out), jobs=args.jobs, progress=not args.quiet, limits=limits,
+    rows = grade(Path(args.directory), Path(args.out), jobs=_jobs(args), progress=not args.quiet, limits=limits,
                  prewarmed_kernels=not args.plain_kernels, sandbox=args.sandbox, assignments=args.assignment)
     print(summary_table(rows))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}\nfeedback: {Path(args.out) / 'feedback'}/<student>/")
@@ -252,12 +261,16 @@ def main(argv=None) -> int:
                        "N, by a hash of the student id: N runs on N machines grade everyone once, e.g. "
                        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
     grade.add_argument("--out", default="graded", help="where grades.csv and feedback/ go (default: graded/)")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
+    grade.add_argument("--jobs", type=int, help="parallel workers (default: the cores, no more than the available "
+                       "memory holds at --memory-mb each; more gets a warning)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.add_argument("--standin", action="store_true", help="grade on the untrained stand-in model (offline)")
-    grade.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (then interrupted, 0 points)")
-    grade.add_argument("--notebook-timeout", type=int, default=1200,
-                       help="seconds per notebook (then killed; catches loops that ignore Ctrl-C)")
+    grade.add_argument("--cell-timeout", type=int, default=120, metavar="SECONDS",
+                       help="CPU seconds per cell, the kernel's (then interrupted, 0 points; a wall-clock "
+                            f"backstop of {CELL_WALL_FACTOR}x that catches cells that wait)")
+    grade.add_argument("--notebook-timeout", type=int, default=1200, metavar="SECONDS",
+                       help="CPU seconds per notebook, nbgrader and kernels (then killed; catches loops that ignore "
+                            f"Ctrl-C; a wall-clock backstop of {NOTEBOOK_WALL_FACTOR}x that)")
     grade.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per notebook kernel")
     grade.add_argument("--plain-kernels", action="store_true",
                        help="start every kernel from scratch instead of forking a pre-warmed one (slower)")

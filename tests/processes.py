@@ -13,7 +13,7 @@ def alive(pid: int) -> bool:
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` as this PID namespace sees them (those inside a sandbox's own
     PID namespace included: /proc shows them with their outside pids)."""
-    from autograder.engine.nbgrader_worker import descendants as listed
+    from autograder.engine.cpu_clock import descendants as listed
 
     return set(listed(pid))
 
@@ -52,3 +52,11 @@ def outside_pid(inner_pid: int, below: int) -> int | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def burning_children(count: int) -> str:
+    """Notebook code that starts ``count`` child processes burning CPU without end (the list
+    ``burners``): with many of them a kernel's process tree reaches a CPU limit fast, however
+    busy the machine is (it gets a share of the cores for each)."""
+    return ("import subprocess, sys\n"
+            f"burners = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range({count})]\n")

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from autograder.authoring import build
-from autograder.engine.nbgrader_worker import NbgraderWorker, WorkerError
-from tests.processes import ProcessRecorder, alive
+from autograder.engine.nbgrader_worker import CpuTimeExceeded, NbgraderWorker, WorkerError
+from tests.processes import ProcessRecorder, alive, burning_children
 
 ASSIGNMENT = "ps1"
 
@@ -68,6 +68,10 @@ def test_grades_and_survives_a_notebook_that_never_ends(course):
     _hand_in(course, "stuck", _submission(
         "    import time\n"
         "    while True:\n        try:\n            time.sleep(0.05)\n        except KeyboardInterrupt:\n            pass"))
+    # Computes without end, ignoring interrupts: the request's CPU limit (8 s) stops it first.
+    _hand_in(course, "burning", _submission(
+        "    while True:\n        try:\n            while True:\n                pass\n"
+        "        except KeyboardInterrupt:\n            pass"))
     with NbgraderWorker(course, env=build.grading_env(), cell_seconds=300, prewarm=True, sandbox="bwrap") as worker:
         worker.request("generate_assignment", ASSIGNMENT)
         worker.request("autograde", ASSIGNMENT, "right", timeout=120)
@@ -82,6 +86,8 @@ def test_grades_and_survives_a_notebook_that_never_ends(course):
         while any(alive(pid) for pid in seen) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(alive(pid) for pid in seen), "a process of the stuck notebook outlived its worker"
+        with pytest.raises(CpuTimeExceeded, match="used more than 8 s of CPU time"):
+            worker.request("autograde", ASSIGNMENT, "burning", timeout=600, cpu_seconds=8)
         worker.request("autograde", ASSIGNMENT, "wrong", timeout=120)  # a fresh worker takes over
         worker.request("generate_feedback", ASSIGNMENT, "wrong", timeout=120)
     assert _score(course, "right") == 2 and _score(course, "wrong") == 0
@@ -109,25 +115,40 @@ def test_a_worker_that_dies_is_reported_and_replaced(course):
 
 
 def test_a_kernel_that_ignores_the_interrupt_is_restarted_and_later_cells_still_count(course):
-    """Cell timeout 3 s: the looping test cell scores 0 at once, the earlier and the independent
-    later test cells keep their points, and the notebook does not wait out every later cell."""
+    """Cell limit 3 CPU seconds (wall-clock backstop 15 s). A cell that ignores Ctrl-C while 16
+    child processes burn CPU (the kernel's process tree: past the limit long before the backstop,
+    however busy the machine) scores 0, its kernel is restarted, and the cells before it are run
+    again on the fresh kernel, so the later cells keep their points, the one that needs the
+    earlier state (``answer``) included (before the replay it lost its 3 points to a NameError).
+    A cell that sleeps uses no CPU: the wall-clock backstop interrupts it (its kernel lives on).
+    The notebook does not wait out every later cell."""
     notebook = _source_notebook()
     notebook.cells += [
-        _cell("code", "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n"
-                      "        pass", "test_loops", grade=True, locked=True, points=5),
+        _cell("code", burning_children(16) + "while True:\n    try:\n        while True:\n            pass\n"
+                      "    except KeyboardInterrupt:\n        pass", "test_loops", grade=True, locked=True, points=5),
         _cell("code", "assert 2 + 2 == 4", "test_independent", grade=True, locked=True, points=1),
         _cell("code", "assert answer() == 42", "test_needs_state", grade=True, locked=True, points=3),
+        _cell("code", "import time\ntime.sleep(3600)", "test_sleeps", grade=True, locked=True, points=1),
+        _cell("code", "assert answer() == 42", "test_after_sleep", grade=True, locked=True, points=1),
     ]
     nbformat.write(notebook, course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     _hand_in(course, "looping", notebook)
     with NbgraderWorker(course, env=build.grading_env(), cell_seconds=3, prewarm=True, sandbox="bwrap") as worker:
         worker.request("generate_assignment", ASSIGNMENT)
         started = time.monotonic()
-        worker.request("autograde", ASSIGNMENT, "looping", timeout=120)
-        assert time.monotonic() - started < 60
+        worker.request("autograde", ASSIGNMENT, "looping", timeout=240)
+        assert time.monotonic() - started < 120
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {grade.cell.name: grade.score for grade in
                   gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "looping").grades}
-    assert scores == {"test_answer": 2, "test_loops": 0, "test_independent": 1, "test_needs_state": 0}
+    assert scores == {"test_answer": 2, "test_loops": 0, "test_independent": 1, "test_needs_state": 3,
+                      "test_sleeps": 0, "test_after_sleep": 1}
+    graded = nbformat.read(course / "autograded" / "looping" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    errors = {cell.metadata["nbgrader"]["grade_id"]: [output.evalue for output in cell.outputs
+                                                      if output.get("ename") == "CellTimeoutError"]
+              for cell in graded.cells if cell.cell_type == "code"}
+    assert errors["test_loops"] == ["this cell used more than 3 s of CPU time: it was interrupted and scores 0"]
+    assert errors["test_sleeps"] == ["this cell did not finish within 15 s (wall clock; its CPU limit is 3 s): it "
+                                     "was interrupted and scores 0"]

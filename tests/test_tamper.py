@@ -243,8 +243,9 @@ def graded(tmp_path_factory, standin_assets_module, listener):
                            "student_src/__init__.py": "", "student_src/checks.py": FAKE_CHECKS_MODULE},
              "missing": {"README.txt": "I forgot the notebook"}}
     # An Assignment 1 notebook grades in about 15 s on a loaded 2-core machine (kernels are forked
-    # with torch imported): cells get 30 s, notebooks 120 s. The looping notebook is interrupted
-    # at 30 s; its kernel ignores that and is restarted 10 s later.
+    # with torch imported): cells get 30 CPU seconds, notebooks 120. The looping notebook sleeps,
+    # using no CPU: the cell's wall-clock backstop (5 x 30 s) interrupts it; its kernel ignores
+    # that and is restarted 10 s later, and the cells before it are run again.
     limits = Limits(cell_seconds=30, notebook_seconds=120, memory_mb=8192)
     os.environ["XAI_TEST_INSTRUCTOR_SECRET"] = SECRET
     try:

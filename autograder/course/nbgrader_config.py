@@ -1,7 +1,10 @@
 """nbgrader configuration of the course (copied into every course directory the kit builds).
 
 Why each setting:
-- Execute.timeout: seconds per cell; the heaviest autograded cell stays far below it.
+- ExecuteWithTrustedChecks.cell_cpu_seconds: CPU seconds per cell (the kernel's process tree:
+  the same at any load; autograder/engine/limited_execute.py); the heaviest autograded cell stays
+  far below it. Execute.timeout: the wall-clock backstop, several times larger
+  (autograder/engine/limits.py), for cells that wait without computing.
 - interrupt_on_timeout / raise_on_iopub_timeout: a cell that loops forever is interrupted and
   scored 0 instead of failing the whole submission (which would keep an OLD score).
 - OverwriteCells.add_missing_cells: a deleted test cell is put back (and run), not silently 0.
@@ -19,11 +22,13 @@ import os
 import nbgrader
 
 import autograder.course
+from autograder.engine.limits import CELL_WALL_FACTOR, Limits
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "cnn-explainability"
-c.Execute.timeout = 120
+c.ExecuteWithTrustedChecks.cell_cpu_seconds = Limits.cell_seconds
+c.Execute.timeout = Limits.cell_seconds * CELL_WALL_FACTOR
 c.Execute.interrupt_on_timeout = True
 c.Execute.raise_on_iopub_timeout = False
 c.Execute.startup_timeout = 120

@@ -27,8 +27,10 @@ So a graded function that uses the library, under any name, fails its hidden che
 The cell roles are nbgrader's metadata (``solution``, ``grade_id``) and the cell's id
 (``tools_*``). What the check kernel prints is dropped, except for the hidden lines of a test
 cell: their output (a failed check's message) is added to that cell's outputs, so the feedback
-shows it. A check kernel that dies or runs out of time is started again and the cells it had run
-are run again before the next hidden lines.
+shows it. Each piece of code the check kernel runs has the notebook kernel's limits: the cell's
+CPU seconds (``cpu_clock``: the check kernel's process tree) and the wall-clock backstop. A
+check kernel that dies or runs out of time is started again and the cells it had run are run
+again before the next hidden lines.
 """
 
 from __future__ import annotations
@@ -116,11 +118,14 @@ class CheckKernel:
 
     :meth:`run_function_cell` runs a set-up, tools or solution cell and keeps its source, so
     that :meth:`run_hidden` can start the kernel again and replay them after a death or a time-out.
-    ``timeout``: seconds per cell, as the notebook kernel's."""
+    ``cpu_seconds``: CPU seconds per cell (0: none), ``timeout``: wall-clock seconds per cell (the
+    backstop), as the notebook kernel's; ``zygote_pid``: the process the check kernels are forked
+    from (its tree is the kernel's, with the launcher's)."""
 
     def __init__(self, kernel_name: str, cwd: str, timeout: float | None, startup_timeout: float = 120,
-                 sandbox_layout: str = "", log=None):
+                 sandbox_layout: str = "", log=None, cpu_seconds: float = 0, zygote_pid: int = 0):
         self.kernel_name, self.cwd, self.timeout = kernel_name, cwd, timeout
+        self.cpu_seconds, self.zygote_pid = cpu_seconds, zygote_pid
         self.sandbox_layout = sandbox_layout  # JSON of its sandbox.SandboxLayout, "" without a sandbox
         self.startup_timeout = startup_timeout
         self.log = log
@@ -159,25 +164,64 @@ class CheckKernel:
             self.km = self.kc = None
             self.healthy = False
 
-    def _execute(self, code: str) -> tuple[list, bool]:
-        """Run ``code``; return (its outputs as nbformat outputs, whether it finished in time).
-        A cell over its time is interrupted, and the kernel is marked for a restart."""
+    def _execute(self, code: str) -> tuple[list, str | None]:
+        """Run ``code``; return its outputs (as nbformat outputs) and what stopped it, None if it
+        finished: a cell over its CPU seconds or its wall-clock time is left unanswered and the
+        kernel marked for a restart (and a replay)."""
+        import time
+        from queue import Empty
+
         import nbformat
 
-        outputs: list = []
+        from autograder.engine.cpu_clock import POLL_SECONDS, ProcessTreeClock, launcher_pid
 
-        def keep(message):
+        clock = ProcessTreeClock(lambda: [pid for pid in (launcher_pid(self.km), self.zygote_pid) if pid])
+        deadline = None if not self.timeout else time.monotonic() + self.timeout
+        request = self.kc.execute(code, store_history=False, allow_stdin=False)
+        outputs: list = []
+        next_look = time.monotonic() + POLL_SECONDS
+        while True:
+            if time.monotonic() >= next_look:  # (not at every message: a sample reads all of /proc)
+                next_look = time.monotonic() + POLL_SECONDS
+                stopped = self._over_limits(clock, deadline)
+                if stopped:
+                    self.healthy = False
+                    return outputs, stopped
+            try:
+                message = self.kc.get_iopub_msg(timeout=POLL_SECONDS)
+            except Empty:
+                continue
+            if message.get("parent_header", {}).get("msg_id") != request:
+                continue
             kind = message["msg_type"]
             if kind in ("stream", "display_data", "execute_result", "error"):
                 outputs.append(nbformat.v4.output_from_msg(message))
+            elif kind == "status" and message["content"].get("execution_state") == "idle":
+                self._take_reply(request)
+                return outputs, None
+
+    def _over_limits(self, clock, deadline: float | None) -> str | None:
+        """Why the running code must stop (over its CPU seconds or wall-clock time, or the kernel
+        died), or None."""
+        import time
+
+        if self.cpu_seconds and clock.seconds() > self.cpu_seconds:
+            return f"used more than {self.cpu_seconds} s of CPU time"
+        if deadline is not None and time.monotonic() > deadline:
+            return f"did not finish within {self.timeout} s (wall clock)"
+        if not self.km.is_alive():
+            return "stopped: the check kernel died"
+        return None
+
+    def _take_reply(self, request: str) -> None:
+        """Read the finished request's execute_reply off the shell channel (so replies do not pile up)."""
+        from queue import Empty
 
         try:
-            self.kc.execute_interactive(code, store_history=False, allow_stdin=False, timeout=self.timeout,
-                                        output_hook=keep)
-        except TimeoutError:
-            self.healthy = False
-            return outputs, False
-        return outputs, True
+            while self.kc.get_shell_msg(timeout=5).get("parent_header", {}).get("msg_id") != request:
+                pass
+        except Empty:
+            pass
 
     def _ensure_ready(self) -> None:
         if self.healthy and self.km is not None and self.km.is_alive():
@@ -201,10 +245,9 @@ class CheckKernel:
         import nbformat
 
         self._ensure_ready()
-        outputs, finished = self._execute(source)
-        if not finished:
-            outputs.append(nbformat.v4.new_output(
-                "error", ename="CellTimeoutError",
-                evalue=f"the hidden checks of this cell did not finish within {self.timeout} s",
-                traceback=[f"CellTimeoutError: the hidden checks did not finish within {self.timeout} s"]))
+        outputs, stopped = self._execute(source)
+        if stopped:
+            message = f"the hidden checks of this cell {stopped}"
+            outputs.append(nbformat.v4.new_output("error", ename="CellTimeoutError", evalue=message,
+                                                  traceback=[f"CellTimeoutError: {message}"]))
         return outputs

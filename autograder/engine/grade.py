@@ -15,8 +15,11 @@ How it works:
    one long-lived nbgrader process
    (``nbgrader_worker``: nbgrader's start-up is paid once, not per notebook; kernels are forked
    from a process with torch already imported, ``prewarmed_kernel``) that runs, per student and
-   notebook, ``autograde`` then ``generate_feedback`` under a wall-clock limit. A submission that
-   hangs or crashes nbgrader gets the process killed and restarted: it costs only its own row.
+   notebook, ``autograde`` then ``generate_feedback``. Limits count CPU time, with a wall-clock
+   backstop several times larger (``limits``): per cell the kernel's (``limited_execute``: the
+   cell is interrupted and scores 0, a kernel restarted for it gets the earlier cells replayed),
+   per notebook the worker's whole process tree. A submission that hangs or crashes nbgrader
+   gets the process killed and restarted: it costs only its own row.
 4. Every kernel runs in a bubblewrap sandbox (``--sandbox bwrap``, the default; ``sandbox``):
    it sees no course folder, gradebook, submissions or kit checkout, has no network, and the
    only code of the kit it can import is ``student_src`` (read-only). The hidden checks and the
@@ -42,6 +45,7 @@ import io
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import traceback
@@ -52,9 +56,11 @@ import nbformat
 
 from autograder.authoring import build
 
+from autograder.engine import capacity
 from autograder.engine import sandbox as sandboxing
 from autograder.engine.grader_files import private_code_copy, runtime_env, worker_runtime
-from autograder.engine.nbgrader_worker import NbgraderWorker, WorkerError
+from autograder.engine.limits import Limits
+from autograder.engine.nbgrader_worker import CpuTimeExceeded, NbgraderWorker, WorkerError
 from autograder.engine.safe_output import copy_feedback, remove_path, write_file_atomically
 from autograder.engine.submissions import Submission, collect, hand_in
 from student_src import assets
@@ -64,21 +70,6 @@ TOTAL_ITEM = "autograded_total"
 #: A cell of grades.csv starting with one of these is a formula to a spreadsheet (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_CELL_CHARS = 500
-
-
-@dataclass
-class Limits:
-    """What one student's notebook may use while it is graded.
-
-    cell_seconds: per cell (nbgrader interrupts the cell, scores it 0, and goes on);
-    notebook_seconds: the whole notebook, kernel start included (then nbgrader and the kernel are
-    killed: this catches a loop that ignores Ctrl-C); memory_mb: address space of nbgrader and
-    its kernel (torch alone maps about 4 GB; a larger allocation fails inside the student's cell).
-    """
-
-    cell_seconds: int = 120
-    notebook_seconds: int = 1200
-    memory_mb: int = 8192
 
 
 @dataclass
@@ -202,24 +193,42 @@ def _grade_one(worker: NbgraderWorker, submission: Submission, assignment: str, 
         (target / "timestamp.txt").write_text(submission.timestamps[assignment] + "\n")
     note = {"integrity": integrity_report(course, assignment, target / f"{assignment}.ipynb"), "problem": None}
     try:
-        worker.request("autograde", assignment, submission.student_id, timeout=limits.notebook_seconds)
+        worker.request("autograde", assignment, submission.student_id, timeout=limits.notebook_wall_seconds,
+                       cpu_seconds=limits.notebook_seconds)
         if feedback:
             worker.request("generate_feedback", assignment, submission.student_id, timeout=300)
-    except subprocess.TimeoutExpired:
-        note["problem"] = (f"grading was stopped after {limits.notebook_seconds} s "
+    except CpuTimeExceeded:
+        note["problem"] = (f"grading was stopped after {limits.notebook_seconds} s of CPU time "
                            "(a cell that never finishes and ignores interrupts?)")
+    except subprocess.TimeoutExpired:
+        note["problem"] = (f"grading was stopped after {limits.notebook_wall_seconds} s (wall clock: a cell "
+                           "that waits without end and ignores interrupts?)")
     except WorkerError as error:
         last_lines = [line for line in str(error).splitlines() if line.strip()][-3:]
         note["problem"] = "nbgrader could not grade this notebook: " + " | ".join(last_lines)[:400]
     return note
 
 
+#: The most threads a kernel's torch/OpenMP uses when it grades alone (``worker_env``).
+MOST_KERNEL_THREADS = 2
+
+
+def kernel_threads(jobs: int) -> int:
+    """Threads per kernel: 1 when several workers share the cores, else ``MOST_KERNEL_THREADS``
+    or the cores, whichever is fewer. Fixed, so that a cell's CPU time (what its limit counts)
+    does not grow with the machine's core count."""
+    return 1 if jobs > 1 else min(MOST_KERNEL_THREADS, capacity.cores())
+
+
 def worker_env(jobs: int, code: Path, runtime: Path) -> dict:
     """Environment of one grading worker and its kernels: the grader code from the private copy
-    ``code``, IPython/Jupyter folders in ``runtime``, one thread per kernel when several workers
-    share the cores, and the asset folder as this process sees it (the kernels' ``student_src``
-    is the copy, which would not find ``<checkout>/data`` on its own)."""
-    env = build.grading_env(threads=1 if jobs > 1 else None, code_root=code) | runtime_env(runtime)
+    ``code``, IPython/Jupyter folders in ``runtime``, :func:`kernel_threads` threads per kernel
+    whose OpenMP threads sleep when idle (``OMP_WAIT_POLICY=PASSIVE``: a thread that spins
+    waiting burns CPU time that the cell limit would count), and the asset folder as this process
+    sees it (the kernels' ``student_src`` is the copy, which would not find ``<checkout>/data``
+    on its own)."""
+    env = build.grading_env(threads=kernel_threads(jobs), code_root=code) | runtime_env(runtime)
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
     env[assets.DATA_DIR_ENV] = str(assets.data_dir())
     return env
 
@@ -236,8 +245,11 @@ def grade(directory: Path, out: Path, jobs: int = 1, assignments=None, progress:
     """Grade every student in ``directory``; write ``out/grades.csv`` and ``out/feedback/``; return the rows.
 
     ``jobs`` workers grade notebooks side by side, each in its own course folder; one student's
-    notebooks may go to different workers. With more than one worker, every kernel is
-    pinned to one thread (two kernels fighting over both cores are slower than one each).
+    notebooks may go to different workers. Kernels get a fixed number of threads
+    (:func:`kernel_threads`: one each with more than one worker; two kernels fighting over both
+    cores are slower than one each). ``limits``: :class:`~autograder.engine.limits.Limits`
+    (CPU seconds per cell and notebook, memory); a ``jobs`` past the cores or the memory gets a
+    warning on stderr (``capacity``).
     ``prewarmed_kernels``: run each notebook in a kernel forked from a process that has already
     imported torch and the other heavy libraries (``prewarmed_kernel``); False for plain kernels.
     ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.engine.sandbox``;
@@ -291,6 +303,8 @@ def grade_in_workers(submissions: list[Submission], assignments, template: Path,
     while the worker's gradebook and folders hold that notebook's results. A worker that fails
     is reported on stderr; the others go on (its notebooks get no call)."""
     limits = limits or Limits()
+    for warning in capacity.oversubscription_warnings(jobs, limits.memory_mb):
+        print(warning, file=sys.stderr)
     notebooks: queue.Queue = queue.Queue()
     for pair in notebooks_longest_first(submissions, assignments):
         notebooks.put(pair)

@@ -1,6 +1,7 @@
 """nbgrader preprocessors of the course (configured in ``autograder/course/nbgrader_config.py``).
 
-- :class:`ExecuteWithTrustedChecks` is nbgrader's ``Execute`` with the hidden checks' server
+- :class:`ExecuteWithTrustedChecks` is nbgrader's ``Execute`` with the kit's cell limits (CPU
+  time, a restarted kernel replayed: ``limited_execute``) and the hidden checks' server
   (``check_server``) running in this process, outside the kernel: it begins and ends each
   notebook on the server (a token per notebook, its connections closed at its end), tells the
   server which cell runs, and keeps the server's verdicts per cell in ``resources``. With
@@ -23,15 +24,13 @@ from __future__ import annotations
 
 import ast
 import re
-import time
-from queue import Empty
 
 import nbformat
-from jupyter_core.utils import ensure_async
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Unicode
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Integer, Unicode
 
 from autograder.engine import check_kernel, check_server
+from autograder.engine.limited_execute import LimitedExecute
 
 VERDICTS = "xai_kit_verdicts"
 INSTRUCTOR_PATHS = re.compile(r"[/\\](autograder|solutions)[/\\][\w/\\.-]*\.py")
@@ -47,21 +46,16 @@ def _plain(text: str) -> str:
     return ANSI.sub("", text)
 
 
-class ExecuteWithTrustedChecks(Execute):
-    """nbgrader's Execute, with the hidden checks' server; also restarts a kernel that ignores
-    the interrupt sent when a cell runs out of time.
+class ExecuteWithTrustedChecks(LimitedExecute):
+    """nbgrader's Execute with the hidden checks' server, and the kit's cell limits (CPU time per
+    cell, a restarted kernel replayed: ``limited_execute``), which the check kernel gets too."""
 
-    Without the restart, a cell that swallows ``KeyboardInterrupt`` keeps the kernel busy, so every
-    later cell waits its whole timeout too and the notebook is finally killed with a score of 0.
-    With it, the looping cell scores 0 (``CellTimeoutError``), the cells before it keep their
-    points, and the later cells run in a fresh kernel: they fail fast if they need the lost state.
-    """
-
-    interrupt_grace_seconds = 10
     check_kernel_name = Unicode("", help="Kernel for the hidden lines of the test cells (``check_kernel``); "
                                 "empty: they run in the notebook's own kernel").tag(config=True)
     check_kernel_sandbox = Unicode("", help="JSON of the check kernels' sandbox.SandboxLayout (ipc transport); "
                                    "empty without a sandbox").tag(config=True)
+    check_zygote_pid = Integer(0, help="pid of the process the check kernels are forked from (see "
+                               "zygote_pid)").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         server = check_server.ensure_running()
@@ -69,8 +63,9 @@ class ExecuteWithTrustedChecks(Execute):
         self._check_kernel = None
         if self.check_kernel_name:
             path = (resources or {}).get("metadata", {}).get("path") or "."
-            self._check_kernel = check_kernel.CheckKernel(self.check_kernel_name, path, self.timeout,
-                                                          self.startup_timeout, self.check_kernel_sandbox, self.log)
+            self._check_kernel = check_kernel.CheckKernel(
+                self.check_kernel_name, path, self.timeout, self.startup_timeout, self.check_kernel_sandbox,
+                self.log, cpu_seconds=self.cell_cpu_seconds, zygote_pid=self.check_zygote_pid)
         try:
             nb, resources = super().preprocess(nb, resources, km)
         finally:
@@ -102,41 +97,6 @@ class ExecuteWithTrustedChecks(Execute):
         if not any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
             cell.outputs.extend(checker.run_hidden(hidden_lines))
         return cell, resources
-
-    async def _async_handle_timeout(self, timeout, cell=None):
-        reply = await super()._async_handle_timeout(timeout, cell)  # interrupts the kernel
-        if self.interrupt_on_timeout and not await self._interrupted_cell_answered():
-            self.log.error("The kernel ignored the interrupt: restarting it")
-            await ensure_async(self.km.restart_kernel(now=True))
-            await self._wait_for_kernel_info()
-        return reply
-
-    async def _wait_for_kernel_info(self) -> None:
-        """Wait until the restarted kernel answers on the shell channel. (The client's own
-        ``wait_for_ready`` also waits for an IOPub message, which nbclient's output poller,
-        still running for the timed-out cell, may take first: it can wait forever.)"""
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            request = self.kc.kernel_info()
-            try:
-                while True:
-                    message = await ensure_async(self.kc.shell_channel.get_msg(timeout=1))
-                    if message.get("parent_header", {}).get("msg_id") == request:
-                        return
-            except Empty:
-                continue
-
-    async def _interrupted_cell_answered(self) -> bool:
-        """Whether the interrupted cell's execute_reply arrives within the grace period."""
-        deadline = time.monotonic() + self.interrupt_grace_seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                message = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
-            except Empty:
-                return False
-            if message.get("msg_type") == "execute_reply":
-                return True
-        return False
 
 
 def checks_named(source: str) -> set:

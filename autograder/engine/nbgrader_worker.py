@@ -15,8 +15,9 @@ Server side (this module run as a program)::
     python -m autograder.engine.nbgrader_worker COURSE [--cell-seconds S] [--no-db] [--prewarm]
         [--sandbox-root DIR [--code DIR] [--memory-mb MB]]
 
-reads one JSON request per line on stdin, ``{"command": "autograde" | "generate_feedback" |
-"generate_assignment", "assignment": ID, "student": ID}``, and answers each with one JSON line
+says ``{"ready": true}`` once started, then reads one JSON request per line on stdin,
+``{"command": "autograde" | "generate_feedback" | "generate_assignment", "assignment": ID,
+"student": ID}``, and answers each with one JSON line
 ``{"success": bool, "error": traceback, "log": text}`` on its original stdout. Anything else the
 process prints goes to stderr, so a chatty library cannot corrupt the answers.
 
@@ -37,14 +38,26 @@ import time
 from pathlib import Path
 
 from autograder.engine import isolated_python
+from autograder.engine.cpu_clock import POLL_SECONDS, ProcessTreeClock, descendants
+from autograder.engine.limits import CELL_WALL_FACTOR
 
 COMMANDS = ("autograde", "generate_feedback", "generate_assignment")
+#: Wall-clock seconds a worker may take to start (import nbgrader, start its zygotes) and say so.
+STARTUP_SECONDS = 600
 #: The kernelspec of the check kernels (``check_kernel``): the hidden lines of the test cells run there.
 CHECK_KERNEL_NAME = "xai-checks"
 
 
 class WorkerError(RuntimeError):
     """nbgrader reported a failure, or the worker process died; the message says which and why."""
+
+
+class CpuTimeExceeded(subprocess.TimeoutExpired):
+    """A request's worker tree (nbgrader, its kernels, bwrap) used more than the request's CPU
+    seconds; the worker was killed. ``timeout`` holds those CPU seconds."""
+
+    def __str__(self):
+        return f"{self.cmd} used more than {self.timeout} s of CPU time"
 
 
 def limit_memory(megabytes: int):
@@ -61,7 +74,8 @@ class NbgraderWorker:
     """Client of one worker process serving the nbgrader course at ``course``.
 
     ``env``: environment of the worker and its kernels; ``memory_mb``: address-space cap of both;
-    ``cell_seconds``: nbgrader's per-cell timeout; ``no_database``: like ``--no-db``; ``prewarm``:
+    ``cell_seconds``: CPU seconds per cell (``limited_execute``; the wall-clock backstop
+    ``limits.CELL_WALL_FACTOR`` times that); ``no_database``: like ``--no-db``; ``prewarm``:
     run notebooks in kernels forked from a process that has imported torch (``prewarmed_kernel``);
     ``runtime``: folder for the pre-warmed kernelspec and socket (default ``course/.prewarmed``);
     ``sandbox``: ``"bwrap"`` runs every kernel in a bubblewrap sandbox (``autograder.engine.sandbox``),
@@ -124,11 +138,21 @@ class NbgraderWorker:
             env=isolated_python.environment(self.env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True, preexec_fn=limit_memory(self.memory_mb) if self.memory_mb else None)
+        # The worker's start-up (nbgrader's imports) is no notebook's: wait for it before any
+        # request's clock starts. (The zygotes import torch meanwhile; what is left of that when
+        # the worker is ready, a few CPU seconds, still counts for its first notebook.)
+        try:
+            self._read_line(STARTUP_SECONDS, None, "the nbgrader worker's start-up")
+        except subprocess.TimeoutExpired as error:
+            raise WorkerError(f"the nbgrader worker did not start within {STARTUP_SECONDS} s") from error
 
     def request(self, command: str, assignment: str, student: str | None = None,
-                timeout: float | None = None) -> str:
+                timeout: float | None = None, cpu_seconds: float | None = None) -> str:
         """Run one nbgrader command; return its log. Raise ``subprocess.TimeoutExpired`` after
-        ``timeout`` seconds (the worker and its kernel are then killed) or :class:`WorkerError`."""
+        ``timeout`` seconds of wall-clock time, :class:`CpuTimeExceeded` (a ``TimeoutExpired``)
+        once the worker's process tree (nbgrader, bwrap, zygotes, kernels: ``cpu_clock``) has used
+        ``cpu_seconds`` of CPU time on this request (either way the worker and its kernels are
+        then killed), or :class:`WorkerError`."""
         if command not in COMMANDS:
             raise ValueError(f"unknown command {command!r}; one of {COMMANDS}")
         if self._process is None:
@@ -141,14 +165,17 @@ class NbgraderWorker:
             message = self._death_message()
             self.kill()
             raise WorkerError(message) from None
-        answer = self._read_line(timeout, f"nbgrader {command} {assignment} {student or ''}".strip())
+        answer = self._read_line(timeout, cpu_seconds, f"nbgrader {command} {assignment} {student or ''}".strip())
         if not answer.get("success"):
             raise WorkerError(f"nbgrader {command} {assignment} {student or ''} failed:\n"
                               f"{answer.get('log', '')[-4000:]}\n{answer.get('error', '')[-4000:]}")
         return answer.get("log", "")
 
-    def _read_line(self, timeout: float | None, what: str) -> dict:
+    def _read_line(self, timeout: float | None, cpu_seconds: float | None, what: str) -> dict:
+        """The worker's next answer, waiting at most ``timeout`` seconds and ``cpu_seconds`` of
+        the worker tree's CPU time (sampled every ``cpu_clock.POLL_SECONDS``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        clock = ProcessTreeClock([self._process.pid]) if cpu_seconds else None
         stdout = self._process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
@@ -157,7 +184,10 @@ class NbgraderWorker:
                 if left is not None and left <= 0:
                     self.kill()
                     raise subprocess.TimeoutExpired(what, timeout)
-                if not selector.select(left):
+                if clock is not None and clock.seconds() > cpu_seconds:
+                    self.kill()
+                    raise CpuTimeExceeded(what, cpu_seconds)
+                if not selector.select(POLL_SECONDS if left is None else min(left, POLL_SECONDS)):
                     continue
                 chunk = os.read(stdout, 65536)
                 if not chunk:
@@ -228,7 +258,15 @@ def _start_prewarmed_kernels(runtime: Path, config) -> set[int]:
     environment = dict(os.environ) | {"PYTHONPATH": _stubs_first_on_path(runtime)}
     checks = prewarmed_kernel.activate_check_kernel(runtime, environment, name=CHECK_KERNEL_NAME)
     config.ExecuteWithTrustedChecks.check_kernel_name = CHECK_KERNEL_NAME
+    _count_cpu_of(zygote.pid, checks.pid, config)
     return {zygote.pid, checks.pid}
+
+
+def _count_cpu_of(zygote: int, check_zygote: int, config) -> None:
+    """Tell the cell limits (``limited_execute``) which trees hold the kernels: below the two
+    zygotes (or the bwrap processes around them), beside the launchers jupyter_client starts."""
+    config.ExecuteWithTrustedChecks.zygote_pid = zygote
+    config.ExecuteWithTrustedChecks.check_zygote_pid = check_zygote
 
 
 def _install_plain_check_kernel(runtime: Path, config) -> None:
@@ -280,11 +318,14 @@ def _start_sandbox(sandbox_root: Path, code: Path | None, memory_mb: int | None,
     config.KernelManager.transport = "ipc"
     config.KernelManager.ip = layout.ipc_prefix
     config.Execute.kernel_name = prewarmed_kernel.KERNEL_NAME
-    prewarmed_kernel.activate(runtime, sandbox_layout=layout, code=code, preimport=prewarm, check_socket=False)
+    zygote = prewarmed_kernel.activate(runtime, sandbox_layout=layout, code=code, preimport=prewarm,
+                                       check_socket=False)
     runtime = Path(os.environ[prewarmed_kernel.ZYGOTE_ENV]).parent
-    prewarmed_kernel.activate_check_kernel(runtime, dict(os.environ), sandbox_layout=checks_layout, code=code,
-                                           preimport=prewarm, masked=masked, name=CHECK_KERNEL_NAME)
+    checks = prewarmed_kernel.activate_check_kernel(runtime, dict(os.environ), sandbox_layout=checks_layout,
+                                                    code=code, preimport=prewarm, masked=masked,
+                                                    name=CHECK_KERNEL_NAME)
     config.ExecuteWithTrustedChecks.check_kernel_name = CHECK_KERNEL_NAME
+    _count_cpu_of(zygote.pid, checks.pid, config)
     config.ExecuteWithTrustedChecks.check_kernel_sandbox = checks_layout.to_env()
 
 
@@ -307,28 +348,6 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (read from /proc; empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 def _kill_leftovers(keep: set) -> None:
@@ -382,13 +401,15 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
     # The worker's own gradebook, whatever the course's configuration names (a course made by
     # `course init` names its own: the grader merges into that one from a single process).
     config.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-    if cell_seconds is not None:
-        config.Execute.timeout = cell_seconds
+    if cell_seconds is not None:  # CPU seconds; the wall clock is the backstop
+        config.ExecuteWithTrustedChecks.cell_cpu_seconds = cell_seconds
+        config.Execute.timeout = cell_seconds * CELL_WALL_FACTOR
     if no_database:
         config.SaveCells.enabled = False
         config.GenerateAssignment.no_database = True
     config.merge(config_for_prewarm)
     api = NbGraderAPI(config=config)
+    answers.write(json.dumps({"ready": True}) + "\n")  # start-up done: requests' clocks start after it
     for line in sys.stdin:
         request = json.loads(line)
         command, assignment, student = request["command"], request["assignment"], request.get("student")

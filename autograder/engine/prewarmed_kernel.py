@@ -22,7 +22,7 @@ The pieces:
   becomes an ordinary kernel (``exec`` of ``ipykernel_launcher``).
 
 The children are in the zygote's process group, which is the nbgrader worker's: killing the
-worker's group (a notebook over its wall-clock limit) kills every kernel with it.
+worker's group (a notebook over its CPU or wall-clock limit) kills every kernel with it.
 """
 
 from __future__ import annotations

@@ -38,14 +38,14 @@ The boundary, namespace by namespace (``bwrap --unshare-all``):
   the mount, PID and network namespaces alone (a kernel exploit or a leaked file descriptor would
   act as root). Run the grader as an ordinary user.
 - ``--new-session``: no terminal to push keystrokes into (``TIOCSTI``); ``--die-with-parent``:
-  when the nbgrader worker dies (a notebook over its wall-clock limit: ``grade`` kills the
+  when the nbgrader worker dies (a notebook over its CPU or wall-clock limit: ``grade`` kills the
   worker's process group), bwrap and everything inside die with it.
 
 Limits set in each forked kernel before student code (:func:`apply_kernel_limits`): address
 space, largest file, open files, no core files, and a process count that Linux enforces only when
 the grader is not root (``RLIMIT_NPROC`` is never enforced for a uid that is root outside; the PID
-namespace sweep is what stops leftovers then). CPU time is bounded only by the cell and notebook
-wall-clock limits.
+namespace sweep is what stops leftovers then). CPU time is bounded by the cell and notebook
+limits, which count it (``limited_execute``, ``cpu_clock``), with wall-clock backstops.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 #: /usr/lib/<arch>), fontconfig's configuration (matplotlib runs fc-list) and the time zone.
 ETC_FILES = ("/etc/ld.so.cache", "/etc/fonts", "/etc/localtime")
 #: Variables a kernel inherits from the launcher's environment; everything else is dropped.
-KERNEL_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                      "OPENBLAS_NUM_THREADS", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS",
-                      "TQDM_DISABLE", "XAI_KIT_DATA_DIR", "XAI_KIT_STANDIN", CHECK_SOCKET_ENV,
+KERNEL_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                      "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+                      "PYTHONWARNINGS", "TQDM_DISABLE", "XAI_KIT_DATA_DIR", "XAI_KIT_STANDIN", CHECK_SOCKET_ENV,
                       CHECK_TOKEN_ENV, "JUPYTER_RUNTIME_DIR")
 MISSING_MESSAGE = ("grading runs every notebook in a bubblewrap sandbox, and bwrap {problem}.\n"
                    "Install it (Debian/Ubuntu package bubblewrap: apt install bubblewrap; Fedora: dnf install "
