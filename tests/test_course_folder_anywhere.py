@@ -99,8 +99,9 @@ def test_nbgrader_autograde_in_the_folder_gives_full_marks(course, autograded):
 
 def test_nbgrader_generate_feedback_in_the_folder_uses_the_kits_template(course, autograded):
     _assert_ran_with_the_kits_config(_run(["nbgrader", "generate_feedback", ASSIGNMENT], cwd=course))
-    page = (course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    page = (course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html").read_bytes()
     assert has_kit_csp(page)
+    page = page.decode()
     total = sum(AUTOGRADED.values())
     assert f"Score: {total:.1f} / {total + MANUAL_POINTS:.1f}; {MANUAL_POINTS:.1f} points not graded yet" in page
 
