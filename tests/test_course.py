@@ -7,9 +7,7 @@ alone. Two notebooks of the smallest assignment are graded once (module fixture 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,8 @@ from autograder.course.collect import collect
 from autograder.course.init import init_course
 from tests import grading_harness as harness
 from tests.conftest import standin_assets_in
+from tests.formgrader_server import formgrader_on
+from tests.kit_environment import installed_kit_env
 
 ASSIGNMENT = "01_hooks"
 ROSTER = ("id,first_name,last_name,email,lms_user_id\n"
@@ -107,25 +107,11 @@ def test_grade_course_leaves_what_nbgrader_autograde_leaves(term):
         assert gradebook.find_submission(ASSIGNMENT, "jdoe").total_seconds_late == 0
 
 
-def _kit_on_path_env() -> dict:
-    """The environment nbgrader's own commands run with: the kit's venv first on PATH. The kit is
-    found as installed (pip install -e .); only where the installed kit is another checkout (a
-    developer's second worktree) does PYTHONPATH point at this one."""
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    env.pop("PYTHONPATH", None)
-    probe = subprocess.run([sys.executable, "-c", "import autograder; print(autograder.__file__)"], cwd="/",
-                           env=env, capture_output=True, text=True)
-    if Path(probe.stdout.strip()).resolve().parents[1] != build.REPO_ROOT.resolve():
-        env["PYTHONPATH"] = str(build.REPO_ROOT)
-    return env
-
-
 def test_nbgrader_autograde_gives_the_same_scores(term, tmp_path):
     """nbgrader's own command line on a copy of the course (its kit preprocessors, no sandbox)."""
     copy = Path(shutil.copytree(term.course.root, tmp_path / "course", symlinks=True))
     shutil.rmtree(copy / "autograded")
-    env = _kit_on_path_env()
-    result = subprocess.run(["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=copy, env=env,
+    result = subprocess.run(["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=copy, env=installed_kit_env(),
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     from autograder.course.folder import Course
@@ -151,51 +137,11 @@ def test_nothing_new_grades_nothing_in_under_ten_seconds(term):
           f"gradebook merge per notebook: {', '.join(f'{s * 1000:.0f} ms' for s in term.first.merge_seconds)}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture()
 def formgrader(term, tmp_path):
-    """A Jupyter server started in the course folder (formgrader enabled by the course's
-    jupyter_server_config.json), on 127.0.0.1, a free port, with a token."""
-    import requests
-
-    config = tmp_path / "jupyter_config"  # empty: formgrader is enabled by the course's own config file
-    config.mkdir()
-    token, port = "formgrader-test-token", _free_port()
-    env = _kit_on_path_env() | {"JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-                                "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_PLATFORM_DIRS": "1"}
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--ServerApp.ip=127.0.0.1",
-                               f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-                               "--ServerApp.open_browser=False", "--ServerApp.allow_root=True",
-                               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={term.course.root}"],
-                              cwd=term.course.root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    session = requests.Session()
-    session.headers["Authorization"] = f"token {token}"
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if session.get(f"{base}/formgrader/api/status", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(1)
-        yield SimpleNamespace(session=session, base=base)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    """formgrader on the term's course folder (:func:`tests.formgrader_server.formgrader_on`)."""
+    with formgrader_on(term.course.root, tmp_path) as server:
+        yield server
 
 
 def test_formgrader_manual_grade_reaches_feedback_and_export(term, formgrader):

@@ -36,7 +36,7 @@ from autograder.course import feedback
 from autograder.engine import safe_output
 from tests import grading_harness as harness
 from tests.conftest import standin_assets_in
-from tests.test_course import _free_port, _kit_on_path_env, formgrader  # noqa: F401 (formgrader: a fixture)
+from tests.test_course import formgrader  # noqa: F401 (a fixture)
 
 ASSIGNMENT = "01_hooks"
 STUDENT = "mallory"

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import textwrap
 import time
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -49,8 +50,9 @@ def test_the_tree_is_complete_and_points_at_the_pinned_ref(published):
     readme = (out / "README.md").read_text()
     for needed in (REF, "Colab", "student_src.fetch", "nbgrader", "Gradescope", "LMS", "Restart"):
         assert needed in readme, needed
-    pyproject = (out / "pyproject.toml").read_text()
-    assert 'packages = ["student_src"]' in pyproject and "captum" in pyproject and "grad-cam" in pyproject
+    pyproject = tomllib.loads((out / "pyproject.toml").read_text())
+    assert pyproject["tool"]["setuptools"] == {"packages": ["student_src"]}  # no solutions, no autograder
+    assert {"captum>=0.7", "grad-cam>=1.5.4,<1.6"} <= set(pyproject["project"]["dependencies"])
     assert "MIT" in (out / "LICENSE").read_text()
     assert files == sorted(p for p in out.rglob("*") if p.is_file())
 
@@ -132,6 +134,22 @@ def test_the_scan_finds_a_model_answer_and_a_grader_file(published, tmp_path):
     assert any(f.startswith("solutions/notes.txt") and "grader-only name" in f for f in findings), findings
 
 
+@pytest.mark.parametrize("setuptools_table", [
+    '[tool.setuptools]\npackages = ["student_src", "solutions"]\n',          # one package too many
+    '[tool.setuptools.packages.find]\ninclude = ["student_src*"]\n',          # discovery, not a list
+    "",                                                                        # automatic discovery
+])
+def test_the_scan_refuses_a_pyproject_that_installs_more_than_student_src(published, tmp_path, setuptools_table):
+    out, _ = published
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    pyproject = copy / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text[:text.index("[tool.setuptools]")] + setuptools_table)
+    findings = publish.grader_only_findings(copy)
+    assert len(findings) == 1 and findings[0].startswith("pyproject.toml: installs"), findings
+
+
 def _git(*args, cwd):
     env = {**os.environ, "GIT_AUTHOR_NAME": "kit", "GIT_AUTHOR_EMAIL": "kit@example.org",
            "GIT_COMMITTER_NAME": "kit", "GIT_COMMITTER_EMAIL": "kit@example.org"}
@@ -188,6 +206,9 @@ def test_a_student_installs_it_offline_and_runs_the_first_exercise(published, tm
     installed = {p.name.split("-")[0].lower() for p in colab_site.glob("*.dist-info")}
     assert "xai_course_notebooks" in installed
     assert not {"torch", "torchvision"} & installed, "the set-up cell reinstalled torch"
+    [record] = colab_site.glob("xai_course_notebooks-*.dist-info/RECORD")
+    top_level = {line.split(",")[0].split("/")[0] for line in record.read_text().splitlines()}
+    assert {name for name in top_level if not name.endswith(".dist-info")} == {"student_src"}
     where = subprocess.run([str(python), "-c", "import student_src; print(student_src.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert str(colab_site) in where

@@ -18,7 +18,8 @@ Publishing twice from the same sources writes identical files (nothing depends o
 the machine). ``--assignment`` (repeatable) publishes a selection, to release assignments one at
 a time during a term. Before anything is written, :func:`grader_only_findings` scans every file:
 a publication that would contain a reference body, a model answer, a hidden test, a check or an
-import of ``solutions``/``autograder`` is refused.
+import of ``solutions``/``autograder``, or whose ``pyproject.toml`` would install any package but
+``student_src``, is refused.
 """
 
 from __future__ import annotations
@@ -79,6 +80,27 @@ def _texts(path: Path) -> str:
     return path.read_text(errors="replace")
 
 
+#: What the student repository's ``pyproject.toml`` may install: the kit's own (private) one installs
+#: ``autograder`` and ``solutions`` too, for the instructor's course folders.
+STUDENT_PACKAGES = ["student_src"]
+
+
+def installed_packages_findings(pyproject: Path) -> list[str]:
+    """Why ``pyproject`` would install more than :data:`STUDENT_PACKAGES` (what Colab's set-up cell
+    pip-installs from the published repository): an explicit ``[tool.setuptools] packages`` list
+    is required, since setuptools' automatic discovery (or a ``packages.find``) could take in any
+    package folder of the tree."""
+    import tomllib
+
+    try:
+        packages = tomllib.loads(pyproject.read_text()).get("tool", {}).get("setuptools", {}).get("packages")
+    except tomllib.TOMLDecodeError as error:
+        return [f"{pyproject.name}: not valid TOML ({error})"]
+    if packages != STUDENT_PACKAGES:
+        return [f"{pyproject.name}: installs {packages!r} (tool.setuptools.packages), not {STUDENT_PACKAGES!r} alone"]
+    return []
+
+
 def grader_only_findings(root: Path, files=None) -> list[str]:
     """Every reason the tree at ``root`` (or just ``files`` in it) must not reach students."""
     root = Path(root)
@@ -93,6 +115,8 @@ def grader_only_findings(root: Path, files=None) -> list[str]:
         named = GRADER_ONLY_NAMES & set(relative.parts[:-1] + (relative.stem,))
         if named:
             findings.append(f"{relative}: a grader-only name ({', '.join(sorted(named))})")
+        if relative == Path("pyproject.toml"):
+            findings += installed_packages_findings(path)
         text = _texts(path)
         findings += [f"{relative}: contains {marker!r}" for marker in MARKERS if marker in text]
         if GRADER_IMPORT.search(text):
@@ -118,7 +142,9 @@ def _assignment_table(assignments, repository: str, ref: str) -> str:
 
 
 def _student_pyproject() -> str:
-    """The kit's [project] (student_src alone), renamed, with its dependencies unchanged."""
+    """The student package's ``pyproject.toml``: the template's (student_src alone, renamed),
+    with the kit's version, Python requirement and dependencies unchanged. Not the kit's own
+    file, which installs ``autograder`` and ``solutions`` too."""
     import tomllib
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]

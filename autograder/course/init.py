@@ -9,8 +9,14 @@ What it writes (see :mod:`autograder.course.folder` for the layout):
   database server, e.g. PostgreSQL, that must exist and be empty), the exchange root and timezone,
   the late penalty. nbgrader's own commands (``nbgrader generate_assignment``, ``autograde``,
   ``formgrader``, ``generate_feedback``, ``release_feedback``, ``export``) run on it unchanged from
-  inside the folder with the kit's virtual environment: the kernels import ``student_src`` from the
-  kit installed in that environment (``pip install -e .``), so no ``PYTHONPATH`` is needed.
+  inside the folder, wherever it is, with the kit's virtual environment: ``make install`` installs
+  ``autograder``, ``solutions`` and ``student_src`` there (editable), so the configuration, the
+  hidden checks and the kernels import them with no ``PYTHONPATH`` and from any working folder.
+  One mechanism, the installed package: a course folder holds no path into the kit (only the
+  checkout that wrote it, named in its error message), so it moves between machines and shards
+  as is. Run by a Python without the kit, the configuration exits with a message saying which
+  environment to activate, rather than let nbgrader log a config error and grade without the
+  kit's preprocessors (every solved notebook 0) or render student content unsanitized.
 - ``source/`` built from the kit's assignment sources, ``release/`` and the gradebook's
   assignments (``nbgrader generate_assignment``), each assignment's due date (given in the
   course's timezone, stored in UTC as nbgrader does).
@@ -29,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from autograder.authoring.source_format import REPO_ROOT
 from autograder.course.folder import COURSE_FILE, Course, CourseError
 
 DEFAULT_COURSE_ID = "cnn-explainability"
@@ -38,15 +45,32 @@ LATE_PENALTIES = ("none", "zero")
 CONFIG_TEMPLATE = '''"""nbgrader configuration of the course {course_id!s} (written by `python -m autograder course init`).
 
 The kit's settings come first (its timeouts, output limits and preprocessors, from the kit
-installed in this Python environment); then this course's own. Run nbgrader's commands from this
-folder with the kit's environment (e.g. `nbgrader generate_feedback 01_hooks`). Grade with the
-kit's guarded, parallel grader, `python -m autograder grade --course .`: plain
-`nbgrader autograde` gives the same scores but runs the notebooks outside the kit's sandbox.
+installed in the Python environment that runs nbgrader: `make install` in the kit's checkout
+installs it, editable, into its .venv); then this course's own. The folder works wherever that
+environment runs nbgrader: from any working folder, with no PYTHONPATH, on any machine that has
+the kit installed. Run nbgrader's commands with the kit's environment (e.g. `nbgrader
+generate_feedback 01_hooks` after `source KIT/.venv/bin/activate`). Grade with the kit's
+guarded, parallel grader, `python -m autograder grade --course .`: plain `nbgrader autograde`
+gives the same scores but runs the notebooks outside the kit's sandbox.
 """
 
 import os
+import sys
 
-import autograder.course
+KIT = {kit_root!r}  # the kit's checkout that wrote this file (named in the message below only)
+
+try:
+    import autograder.course
+except ModuleNotFoundError as missing:
+    if missing.name not in ("autograder", "autograder.course"):
+        raise
+    # Without the kit nbgrader would log a generic config error and go on with its defaults:
+    # hidden checks not run (every solved notebook scores 0), student content not sanitized.
+    sys.exit(f"{{__file__}}: this course needs the CNN explainability course kit (Python package "
+             f"`autograder`), which {{sys.executable}} cannot import. Run nbgrader from the kit's "
+             f"virtual environment: `source {{KIT}}/.venv/bin/activate` (this course was made by the "
+             f"kit at {{KIT}}; on another machine, its own checkout), after `make install` there if "
+             f"it has no .venv.")
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 load_subconfig(os.path.join(os.path.dirname(autograder.course.__file__), "nbgrader_config.py"))  # noqa: F821
@@ -72,8 +96,6 @@ DUE_DATES = {due_dates!r}
 
 def inside_kit_checkout(path: Path) -> bool:
     """Whether ``path`` is inside the kit's checkout and git would track files there."""
-    from autograder.authoring.source_format import REPO_ROOT
-
     try:
         path.resolve().relative_to(REPO_ROOT.resolve())
     except ValueError:
@@ -139,7 +161,7 @@ def init_course(path, course_id: str = DEFAULT_COURSE_ID, assignments=None, due_
     Path(exchange).mkdir(mode=0o755, parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(
         course_id=course_id, exchange=exchange, timezone=timezone, late_penalty=late_penalty,
-        due_dates=dict(due_dates or {}), db_url=db_url))
+        due_dates=dict(due_dates or {}), db_url=db_url, kit_root=str(REPO_ROOT)))
     settings = {"course_id": course_id, "assignments": assignments, "timezone": timezone,
                 "due_dates_utc": due, "exchange": exchange, "late_penalty": late_penalty}
     (root / COURSE_FILE).write_text(json.dumps(settings, indent=2) + "\n")
