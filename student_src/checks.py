@@ -432,8 +432,8 @@ def changed_inputs(snapshots, what: str) -> str | None:
     for name, tensor, before in snapshots:
         now = tensor.detach()
         if now.shape != before.shape or not torch.equal(torch.nan_to_num(now, 0.0), torch.nan_to_num(before, 0.0)):
-            return (f"{what} changed its argument `{name}` in place (the caller's tensor): the caller's images are "
-                    f"not yours to change. Work on a copy (`{name}.clone()`, or `torch.where(mask, a, b)`, which "
+            return (f"{what} changed its argument `{name}` in place (itself or a function it calls): the caller's "
+                    f"tensor is not yours to change. Work on a copy (`{name}.clone()`, or `torch.where(mask, a, b)`, which "
                     "makes a new tensor) before you blank, clamp or overwrite values")
     return None
 

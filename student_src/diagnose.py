@@ -205,6 +205,8 @@ def signature(got, expected, tolerance: float = 0.0, known_mistakes=None, axes=N
     found = integer_where_float(got_tensor, expected)
     if found:
         return found
+    if got_tensor.shape == torch.as_tensor(expected).shape and _close(_as_double(got), _as_double(expected), tolerance):
+        return None
     found = _known_mistake(got_tensor, known_mistakes, tolerance)
     if found:
         return found
