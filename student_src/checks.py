@@ -63,9 +63,9 @@ def assert_close(got, expected, tol: float, what: str, known_mistakes=None, axes
         raise AssertionError(f"{what}: {_NOT_FINITE}")
     error = rel_error(got, expected_tensor)
     if not error <= tol or diagnose.integer_where_float(got, expected_tensor):
-        bound = "must be exactly 0" if tol == 0 else f"is above the tolerance {tol:.0e}"
+        bound = ("" if error <= tol else " must be exactly 0" if tol == 0 else f" is above the tolerance {tol:.0e}")
         how = diagnose.describe(got, expected_tensor, tol, known_mistakes, axes, reveal_expected)
-        raise AssertionError(f"{what}: {how} (relative error {error:.2e} {bound})")
+        raise AssertionError(f"{what}: {how} (relative error {error:.2e}{bound})")
     return error
 
 

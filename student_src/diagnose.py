@@ -88,10 +88,17 @@ def integer_where_float(got: torch.Tensor, expected, **_) -> str | None:
 
 
 def _whole_numbers(got, expected, **_) -> str | None:
+    """Whole numbers, or whole numbers divided by a small count (an average over n of them)."""
     g, e = _as_double(got), _as_double(expected)
-    if int((g != 0).sum()) >= 2 and torch.equal(g, g.round()) and not torch.equal(e, e.round()):
-        return ("has only whole numbers where the expected values are not: an integer buffer on the way "
-                "(`dtype=torch.long`) truncated them")
+    if int((g != 0).sum()) < 2:
+        return None
+    for count in range(1, 65):
+        scaled, reference = g * count, e * count
+        if (scaled - scaled.round()).abs().max() <= 1e-6 * max(1.0, scaled.abs().max().item()) \
+                and not torch.equal(reference, reference.round()):
+            what = "only whole numbers" if count == 1 else f"only whole numbers divided by {count}"
+            return (f"has {what} where the expected values are not: an integer buffer on the way "
+                    "(`dtype=torch.long`) truncated them")
     return None
 
 
