@@ -40,20 +40,32 @@ def rel_error(x, y) -> float:
     return 0.0 if scale == 0 else (x - y).abs().max().item() / scale
 
 
-def assert_close(got, expected, tol: float, what: str) -> float:
+def assert_close(got, expected, tol: float, what: str, known_mistakes=None, axes=None,
+                 reveal_expected: bool = True) -> float:
     """Raise ``AssertionError`` unless ``rel_error(got, expected) <= tol``; return the error.
 
-    The shape is compared first and a NaN or infinite value is named as such, so the message
-    keeps ``what`` and says which of the three went wrong.
+    The shape is compared first, a NaN or infinite value is named as such, and an integer
+    tensor where floats are expected fails even when its values happen to be right. A failing
+    comparison says *how* the values differ (``student_src.diagnose.describe``: a flipped sign,
+    a constant factor, maps scaled over the whole batch, which images and positions differ, the
+    first differing element...), so the message keeps ``what`` and names the mistake.
+
+    ``known_mistakes``: ``{"a log_softmax score instead of the raw logit": lambda: ...}``, what
+    named mistakes would give, computed only when the comparison fails; ``axes`` names the
+    dimensions (``("image", "region")``); ``reveal_expected=False`` keeps the expected values
+    out of the message (the hidden checks').
     """
-    assert_shape(got, tuple(torch.as_tensor(np.asarray(expected) if not isinstance(expected, torch.Tensor)
-                                            else expected).shape), what)
+    from student_src import diagnose
+
+    expected_tensor = torch.as_tensor(np.asarray(expected) if not isinstance(expected, torch.Tensor) else expected)
+    assert_shape(got, tuple(expected_tensor.shape), what)
     if got.is_floating_point() and not torch.isfinite(got).all():
         raise AssertionError(f"{what}: {_NOT_FINITE}")
-    error = rel_error(got, expected)
-    if not error <= tol:
-        bound = "must be exactly 0" if tol == 0 else f"is above the tolerance {tol:.0e}"
-        raise AssertionError(f"{what}: relative error {error:.2e} {bound}")
+    error = rel_error(got, expected_tensor)
+    if not error <= tol or diagnose.integer_where_float(got, expected_tensor):
+        bound = ("" if error <= tol else " must be exactly 0" if tol == 0 else f" is above the tolerance {tol:.0e}")
+        how = diagnose.describe(got, expected_tensor, tol, known_mistakes, axes, reveal_expected)
+        raise AssertionError(f"{what}: {how} (relative error {error:.2e}{bound})")
     return error
 
 
@@ -307,6 +319,11 @@ _KNOWN_CRASHES = (
     ((ValueError, NotImplementedError), r"(same number of spatial dimensions|needs 4D input)",
      "`F.interpolate` needs a (B, 1, h, w) tensor for 2-D (bilinear) resizing: add the channel dimension "
      "(`maps[:, None]` or `.unsqueeze(1)`) before and remove it (`[:, 0]`) after"),
+    ((IndexError, RuntimeError), r"too many indices for tensor of dimension 0|invalid index of a 0-dim tensor|"
+                                 r"Index tensor must have the same number of dimensions",
+     "a tensor without dimensions was indexed: one int target (`targets=7`) becomes a 0-d tensor, which has "
+     "no entry per image. Expand the targets to one per image first: "
+     "`torch.as_tensor(targets).reshape(-1).expand(len(x))` (an int, a list and a tensor all work then)"),
     ((IndexError, RuntimeError), r"Dimension out of range",
      "a tensor has fewer dimensions than your code indexes. Often `.squeeze()` without an argument: on a "
      "batch of one image it also removes the batch dimension; squeeze only the dimension you mean "
@@ -325,13 +342,99 @@ def _where_in_your_code(error: BaseException) -> str:
     return f" (raised at: `{frames[-1].line.strip()}`)" if frames else ""
 
 
-def explain_crash(error: BaseException) -> str | None:
-    """What a known crash usually means and what to change, or ``None`` for any other error."""
+_LATE_BOUND_NAME = (
+    "{name!r} is one of the names asked for, but the dict has no entry for it. A hook defined in a loop that "
+    "uses the loop variable sees the variable's value when the hook *runs*, after the loop: every hook then "
+    "stores under the last name. Bind the name when you define the hook: `def hook(module, inputs, output, "
+    "name=name):` (a default argument) or `functools.partial(hook, name)`")
+
+
+def _names_in(values) -> set:
+    """The strings among ``values``, also inside lists and tuples (layer names a test passed)."""
+    names = set()
+    for value in values:
+        if isinstance(value, str):
+            names.add(value)
+        elif isinstance(value, (list, tuple)):
+            names |= _names_in(value)
+    return names
+
+
+def explain_crash(error: BaseException, arguments=()) -> str | None:
+    """What a known crash usually means and what to change, or ``None`` for any other error.
+
+    ``arguments``: what the crashed function was called with; a ``KeyError`` for one of the
+    names among them is the late-bound loop variable of a hook.
+    """
     text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
     for types, pattern, explanation in _KNOWN_CRASHES:
         match = re.search(pattern, text) if isinstance(error, types) else None
         if match:
             return explanation.format(**match.groupdict())
+    key = text.strip("'\"")
+    if isinstance(error, KeyError) and key in _names_in(arguments):
+        return _LATE_BOUND_NAME.format(name=key)
+    return None
+
+
+_HOOK_KINDS = {"_forward_hooks": "forward hook", "_forward_pre_hooks": "forward pre-hook",
+               "_backward_hooks": "backward hook", "_backward_pre_hooks": "backward pre-hook"}
+
+
+def leftover_hooks(model: nn.Module, name: str = "model") -> str | None:
+    """'model.layer4 has 1 forward hook left ...' for hooks registered on ``model`` before a check
+    calls a function on it (a cell run twice leaves the first run's hook), or ``None``."""
+    from student_src.grading_client import HOOK_DICTS
+
+    found = []
+    for path, module in model.named_modules():
+        for attribute in HOOK_DICTS:
+            count = len(getattr(module, attribute, None) or {})
+            if count:
+                kind = _HOOK_KINDS.get(attribute, "hook") + ("s" if count > 1 else "")
+                found.append(f"{name}{'.' + path if path else ''} has {count} {kind}")
+    if not found:
+        return None
+    return (f"{', '.join(found[:3])}{' and more' if len(found) > 3 else ''} left from an earlier run (a cell that "
+            "registers a hook and ran twice, or an earlier function that did not remove its hook): every forward "
+            "pass runs it. Remove it (`handle.remove()`) or restart the kernel, then run the cells again")
+
+
+def _argument_names(function, args, kwargs) -> list:
+    """``[(name, value)]`` of the call's arguments, named after ``function``'s parameters when it has a signature."""
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+        bound = signature.bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return [(f"argument {i + 1}", value) for i, value in enumerate(args)] + list(kwargs.items())
+    named = []
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            named += [(f"argument {len(named) + i + 1}", item) for i, item in enumerate(value)]
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named += list(value.items())
+        else:
+            named.append((name, value))
+    return named
+
+
+def input_snapshots(function, args, kwargs) -> list:
+    """Copies of the tensors a call gets (``[(name, tensor, copy)]``), for :func:`changed_inputs`."""
+    return [(name, value, value.detach().clone()) for name, value in _argument_names(function, args, kwargs)
+            if isinstance(value, torch.Tensor)]
+
+
+def changed_inputs(snapshots, what: str) -> str | None:
+    """The message for a call that changed a tensor it was given in place, or ``None``."""
+    for name, tensor, before in snapshots:
+        now = tensor.detach()
+        if now.shape != before.shape or not torch.equal(torch.nan_to_num(now, 0.0), torch.nan_to_num(before, 0.0)):
+            return (f"{what} changed its argument `{name}` in place (itself or a function it calls): the caller's "
+                    f"tensor is not yours to change. Work on a copy (`{name}.clone()`, or `torch.where(mask, a, b)`, which "
+                    "makes a new tensor) before you blank, clamp or overwrite values")
     return None
 
 
@@ -347,18 +450,26 @@ def call(function, *args, what: str | None = None, **kwargs):
        and weights as before and, if it was in eval mode, the same BatchNorm statistics (in
        train mode a forward pass updates them by design). If not, the model is put back and an
        ``AssertionError`` names what your function changed.
+    4. Before the call, a hook already registered on a model among the arguments (left by a
+       cell that ran twice) is named; after it, a tensor argument your function changed in
+       place, and a result of ``None`` (a function that prints instead of returning).
 
     ``what`` names the call in messages (default: the function's name).
     """
     what = what or f"{getattr(function, '__name__', 'your function')}(...)"
-    models = [value for value in (*args, *kwargs.values()) if isinstance(value, nn.Module)]
-    for model in models:
+    named = _argument_names(function, args, kwargs)
+    models = [(name, value) for name, value in named if isinstance(value, nn.Module)]
+    for name, model in models:
+        hooks = leftover_hooks(model, name)
+        if hooks:
+            raise AssertionError(f"before {what} ran: {hooks}")
         _restore_with_a_note(model, f"calling {what}")
-    before = [(model, _ModelState(model)) for model in models]
+    before = [(model, _ModelState(model)) for _, model in models]
+    inputs = input_snapshots(function, args, kwargs)
     try:
         result = function(*args, **kwargs)
     except Exception as error:
-        explanation = explain_crash(error)
+        explanation = explain_crash(error, [value for _, value in named])
         if explanation is None:
             raise
         message = f"{what} raised {type(error).__name__}: {explanation}{_where_in_your_code(error)}"
@@ -372,4 +483,11 @@ def call(function, *args, what: str | None = None, **kwargs):
             problems += changes
     if problems:
         raise AssertionError(f"{what} {problems[0]}. (The model was put back as it was.)")
+    changed = changed_inputs(inputs, what)
+    if changed:
+        raise AssertionError(changed)
+    if result is None:
+        raise AssertionError(f"{what} returned None: it must `return` its result (a function that only "
+                             "`print`s what it computed, or whose `return` is missing or inside an `if` that "
+                             "did not run, returns None)")
     return result

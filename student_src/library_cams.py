@@ -43,7 +43,7 @@ LIBRARY_METHODS = {
 
 
 def library_cam(method: str, model: nn.Module, layer_name: str, x: torch.Tensor, targets=None,
-                batch_size: int | None = None) -> torch.Tensor:
+                batch_size: int | None = None, channel_weights=None) -> torch.Tensor:
     """Maps of one of pytorch-grad-cam's methods (:data:`LIBRARY_METHODS`), as a tensor.
 
     Args:
@@ -56,6 +56,9 @@ def library_cam(method: str, model: nn.Module, layer_name: str, x: torch.Tensor,
             sequence of B class indices. The score explained is the raw logit.
         batch_size: ScoreCAM only: how many masked images it scores per forward pass
             (the library's default is 16).
+        channel_weights: a function of the method's channel weights (a numpy array (B, K)) that
+            returns the weights to use instead: what a known mistake gives (the self-checks use
+            ``lambda w: np.maximum(w, 0)``, a ReLU on Grad-CAM's weights). ``None``: the method's own.
 
     Returns:
         float32 tensor (B, H, W) on ``x``'s device, each map in [0, 1] (the library's
@@ -70,6 +73,8 @@ def library_cam(method: str, model: nn.Module, layer_name: str, x: torch.Tensor,
     if method not in LIBRARY_METHODS:
         raise ValueError(f"unknown method {method!r}; one of {', '.join(LIBRARY_METHODS)}")
     cam_class = getattr(pytorch_grad_cam, LIBRARY_METHODS[method])
+    if channel_weights is not None:
+        cam_class = _with_channel_weights(cam_class, channel_weights)
     layer = model.get_submodule(layer_name)
     modes = [(module, module.training) for module in model.modules()]
     grads = [(parameter, parameter.grad) for parameter in model.parameters()]
@@ -88,7 +93,18 @@ def library_cam(method: str, model: nn.Module, layer_name: str, x: torch.Tensor,
     return torch.from_numpy(maps).float().to(x.device)
 
 
-def library_grad_cam(model: nn.Module, layer_name: str, x: torch.Tensor, targets=None) -> torch.Tensor:
+def _with_channel_weights(cam_class, channel_weights):
+    """A subclass of the library's ``cam_class`` whose channel weights go through ``channel_weights``."""
+
+    class ChangedWeights(cam_class):
+        def get_cam_weights(self, *args, **kwargs):
+            return channel_weights(super().get_cam_weights(*args, **kwargs))
+
+    return ChangedWeights
+
+
+def library_grad_cam(model: nn.Module, layer_name: str, x: torch.Tensor, targets=None,
+                     channel_weights=None) -> torch.Tensor:
     """Grad-CAM maps from ``pytorch_grad_cam.GradCAM`` (Selvaraju et al., arXiv 1610.02391).
 
     Args:
@@ -97,12 +113,13 @@ def library_grad_cam(model: nn.Module, layer_name: str, x: torch.Tensor, targets
         x: input batch (B, 3, H, W); not modified, no ``.grad`` is written to it.
         targets: ``None`` (each image's predicted class), one int for every image, or a
             sequence of B class indices. The score explained is the raw logit.
+        channel_weights: as for :func:`library_cam` (what a mistake in the weights gives).
 
     Returns:
         float32 tensor (B, H, W) on ``x``'s device, each map in [0, 1] (the library's
         ReLU, min-max scaling and bilinear upsampling to the input size).
     """
-    return library_cam("GradCAM", model, layer_name, x, targets)
+    return library_cam("GradCAM", model, layer_name, x, targets, channel_weights=channel_weights)
 
 
 def library_scale_cams(cams: torch.Tensor, size) -> torch.Tensor:

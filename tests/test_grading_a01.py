@@ -9,6 +9,7 @@ from tests.mutants import a01_hooks as mutants
 
 ASSIGNMENT = "01_hooks"
 CLEANUP, VALUES, TOP = "test_record_activations_cleanup", "test_record_activations_values", "test_top_channels"
+LATE_BOUND = "is one of the names asked for, but the dict has no entry for it. A hook defined in a loop"
 MUTANTS = {
     "keeps_hooks": (mutants.record_activations__keeps_hooks, {CLEANUP}),
     "no_finally": (mutants.record_activations__no_finally, {CLEANUP}),
@@ -32,7 +33,20 @@ VISIBLE_MESSAGES = {
          VALUES: None,
          TOP: "top_channels on a batch of one image raised IndexError: a tensor has fewer dimensions than your "
               "code indexes. Often `.squeeze()` without an argument"}),
+    # Issue 26: a hook defined in a loop that late-binds the layer name (KeyError for every name but the
+    # last one, visible and hidden), and a function that prints its result instead of returning it.
+    "mistakes_late_binding_prints": (
+        (mutants.record_activations__late_bound_name, mutants.top_channels__prints_instead_of_returning),
+        {VALUES: f"record_activations(...) raised KeyError: 'layer1' {LATE_BOUND}",
+         CLEANUP: f"record_activations(...) raised KeyError: 'layer2' {LATE_BOUND}",
+         TOP: "top_channels(...) returned None: it must `return` its result"}),
 }
+#: Issue 26: a debug hook left on model.layer4 by a cell that ran twice; every check that takes the
+#: model names it (before, every check passed and every output was printed twice).
+HOOK_LEFT = "model.layer4 has 1 forward hook left from an earlier run"
+DEBUG_HOOK_MESSAGES = {VALUES: f"before record_activations(...) ran: {HOOK_LEFT}",
+                       CLEANUP: f"before record_activations(...) ran: {HOOK_LEFT}",
+                       TOP: f"before top_channels(...) ran: {HOOK_LEFT}"}
 
 
 def cohort() -> dict:
@@ -53,6 +67,8 @@ def cohort() -> dict:
         students[name] = harness.mutated_submission(ASSIGNMENT, mutant)
     for name, (functions, _) in VISIBLE_MESSAGES.items():
         students[name] = harness.mutated_submission(ASSIGNMENT, *functions)
+    students["debug_hook_left"] = harness.with_code(harness.mutated_submission(ASSIGNMENT), "record_activations",
+                                                    mutants.DEBUG_HOOK_LEFT, prepend=False)
     students.update(harness.alternative_submissions(ASSIGNMENT, alternatives.ALTERNATIVES))
     return students
 
@@ -103,3 +119,7 @@ def test_correct_alternatives_get_full_autograded_marks(graded):
 def test_mistakes_on_the_way_lose_their_cells_with_a_message_naming_them(graded, name):
     _, messages = VISIBLE_MESSAGES[name]
     harness.assert_loses_exactly_with_messages(graded, name, ASSIGNMENT, messages)
+
+
+def test_a_hook_left_on_the_model_is_named_by_every_check_that_takes_it(graded):
+    harness.assert_loses_exactly_with_messages(graded, "debug_hook_left", ASSIGNMENT, DEBUG_HOOK_MESSAGES)

@@ -80,6 +80,32 @@ VISIBLE_MESSAGES = {
          "test_grad_cam_targets": f"grad_cam at layer4 for the predicted classes {INTERPOLATE}",
          "test_grad_cam_tiny_cnn": f"grad_cam(...) {INTERPOLATE}",
          "test_grad_cam_side_effects": f"grad_cam(...) {INTERPOLATE}"}),
+    # Issue 26: three bare numbers and a raw traceback, now sentences naming the mistake (the grad_cam
+    # cells, built on the wrong helpers, fail too: their first message is not asserted).
+    "mistakes_sign_batch_int_target": (
+        (mutants.gradcam_channel_weights__flipped_sign, mutants.scale_cams__normalised_over_batch,
+         mutants.activations_and_gradients__int_target_not_expanded),
+        {"test_gradcam_channel_weights": "gradcam_channel_weights by hand: yours is minus the expected values: a "
+                                         "flipped sign",
+         "test_scale_cams_values": "scale_cams vs pytorch-grad-cam: yours was min-max scaled over the whole batch, "
+                                   "not per image",
+         "test_scale_cams_edge_cases": "scale_cams of constant maps: yours was min-max scaled over the whole batch",
+         "test_activations_and_gradients_targets": "activations_and_gradients with targets=7 raised IndexError: a "
+                                                   "tensor without dimensions was indexed: one int target",
+         **dict.fromkeys(GRAD_CAM_CELLS[:3])}),
+    "mistake_log_softmax_score": (
+        (mutants.activations_and_gradients__log_softmax_score,),
+        {"test_activations_and_gradients_values": "gradients of the predicted classes at layer4: yours matches a "
+                                                  "known mistake: a log_softmax score instead of the raw logit",
+         "test_activations_and_gradients_targets": None, **dict.fromkeys(GRAD_CAM_CELLS[:3])}),
+    # ... and the blame case: this notebook's grad_cam_variant is right, its grad_cam is not; the
+    # variant's check cell (ungraded) compares with the library (tests/test_visible_checks.py).
+    "mistake_relu_on_weights": (
+        (mutants.grad_cam__relu_on_weights,),
+        {"test_grad_cam_layers": "grad_cam at 'layer3' vs pytorch-grad-cam: yours matches a known mistake: a ReLU "
+                                 "on the channel weights instead of on the weighted sum",
+         "test_grad_cam_targets": None,
+         "test_grad_cam_tiny_cnn": "tiny CNN, class 0: yours matches a known mistake: a ReLU on the channel weights"}),
     "mistake_fixed_size_32": (
         (mutants.grad_cam__fixed_size_32,),
         {"test_grad_cam_tiny_cnn": "tiny CNN, class 0: expected shape (1, 2, 2), got (1, 32, 32): that is CIFAR's "

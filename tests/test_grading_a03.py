@@ -26,6 +26,15 @@ VISIBLE_MESSAGES = {
         {"test_vanilla_saliency": f"vanilla_saliency(...) {harness.TRAIN_MODE}",
          "test_guided_grad_cam": f"guided_grad_cam(...) raised ValueError: {harness.INTERPOLATE}",
          "test_guided_grad_cam_upsamples": f"guided_grad_cam(...) raised ValueError: {harness.INTERPOLATE}"}),
+    # Issue 26: only the top-level ReLUs guided (a bare number before), and a guided_grad_cam that does
+    # not pass its targets on to cam_fn (silent before: only the hidden check failed). The
+    # upsampling cell's cam_fn ignores targets: there only the hidden check sees it.
+    "mistakes_top_level_relus_targets": (
+        (mutants.guided_backprop__top_level_relus_only, mutants.guided_grad_cam__targets_not_passed),
+        {VALUES: "guided_backprop vs captum's GuidedBackprop: yours matches a known mistake: only the model's "
+                 "top-level ReLUs are guided",
+         "test_guided_grad_cam": "guided_grad_cam called cam_fn with targets=None, not the targets it was given",
+         "test_guided_grad_cam_upsamples": None}),
 }
 AUTOGRADED_POINTS = 15
 MANUAL_CELLS = {"q_why_sharper", "q_class_sensitivity", "q_faithfulness", "q_right_wrong"}

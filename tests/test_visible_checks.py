@@ -8,6 +8,7 @@ tests/test_grading_a02.py (``VISIBLE_MESSAGES``: the points lost and the message
 from __future__ import annotations
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from torch import nn
 
 from autograder.authoring import build
 from solutions import gradcam, hooks
-from student_src import checks
+from student_src import checks, library_cams
+from tests import grading_harness as harness
 from tests.mutants import a01_hooks as mutants01
 from tests.mutants import a02_gradcam as mutants02
 
@@ -148,9 +150,7 @@ def _grad_cam_variant_cells():
 def test_the_grad_cam_variant_check_cell(model, x, variant, capsys):
     """The defaults must equal grad_cam; a variant that ignores its switches is told so."""
     solution, check_cell = _grad_cam_variant_cells()
-    namespace = {"torch": torch, "F": F, "checks": checks, "model": model, "x_show": x[:2],
-                 **{name: getattr(gradcam, name) for name in ("activations_and_gradients", "gradcam_channel_weights",
-                                                               "scale_cams", "grad_cam")}}
+    namespace = _variant_namespace(model, x)
     exec(solution, namespace)  # noqa: S102
     if variant == "ignores_switches":
         namespace["grad_cam_variant"] = mutants02.grad_cam_variant__ignores_switches
@@ -158,4 +158,74 @@ def test_the_grad_cam_variant_check_cell(model, x, variant, capsys):
             exec(check_cell, namespace)  # noqa: S102
     else:
         exec(check_cell, namespace)  # noqa: S102
-        assert "the defaults give grad_cam's maps" in capsys.readouterr().out
+        assert "the defaults give Grad-CAM's maps" in capsys.readouterr().out
+
+
+def _variant_namespace(model, x) -> dict:
+    """What the variant's cells see in the notebook: the libraries, the model, images, the Part 1 functions."""
+    return {"torch": torch, "F": F, "np": np, "checks": checks, "library_cams": library_cams, "model": model,
+            "x_show": x[:2], **{name: getattr(gradcam, name) for name in ("activations_and_gradients",
+                                                                          "gradcam_channel_weights", "scale_cams",
+                                                                          "grad_cam")}}
+
+
+def test_a_wrong_grad_cam_is_blamed_not_the_right_variant_built_beside_it(model, x):
+    """Issue 26: the variant's check compares with pytorch-grad-cam, so a correct variant passes when
+    grad_cam is wrong; a variant that returns the wrong grad_cam's maps is told to fix grad_cam first."""
+    solution, check_cell = _grad_cam_variant_cells()
+    namespace = _variant_namespace(model, x)
+    exec(solution, namespace)  # noqa: S102
+    exec(harness.mutant_source(mutants02.grad_cam__relu_on_weights)[1], namespace)  # noqa: S102
+    exec(check_cell, namespace)  # noqa: S102  (the right variant passes)
+    wrong = namespace["grad_cam"]
+    namespace["grad_cam_variant"] = lambda model, layer_name, x, targets=None, **switches: wrong(model, layer_name, x)
+    with pytest.raises(AssertionError, match="gives your grad_cam's maps, but grad_cam itself fails its checks "
+                                             "above .* fix grad_cam"):
+        exec(check_cell, namespace)  # noqa: S102
+
+
+# --------------------------------------------------------------------------- issue 26: nothing raw, nothing silent
+
+
+def test_a_hook_left_on_the_model_is_named_before_the_call(model, x):
+    handle = model.layer4.register_forward_hook(lambda module, inputs, output: None)
+    try:
+        message = message_of(hooks.record_activations, model, ["layer1"], x)
+    finally:
+        handle.remove()
+    assert message.startswith("before record_activations(...) ran: model.layer4 has 1 forward hook left from an "
+                              "earlier run"), message
+    assert "`handle.remove()`" in message and "restart the kernel" in message
+    assert checks.call(hooks.record_activations, model, ["layer1"], x)  # gone: the check passes again
+
+
+def test_a_late_bound_layer_name_is_named(model, x):
+    message = message_of(mutants01.record_activations__late_bound_name, model, ["layer1", "layer2"], x)
+    assert message.startswith("record_activations__late_bound_name(...) raised KeyError: 'layer1' is one of the names "
+                              "asked for"), message
+    assert "name=name" in message and "(raised at: `return {name: recorded[name] for name in layer_names}" in message
+
+
+def test_a_function_that_prints_instead_of_returning_is_named(model, x):
+    namespace = {"record_activations": hooks.record_activations, "torch": torch}
+    exec(harness.mutant_source(mutants01.top_channels__prints_instead_of_returning)[1], namespace)  # noqa: S102
+    message = message_of(namespace["top_channels"], model, "layer3", x, k=2)
+    assert message.startswith("top_channels(...) returned None: it must `return` its result"), message
+
+
+def test_an_int_target_that_is_not_expanded_is_named(model, x):
+    message = message_of(mutants02.activations_and_gradients__int_target_not_expanded, model, "layer4", x, 7)
+    assert "raised IndexError: a tensor without dimensions was indexed: one int target" in message
+    assert ".reshape(-1).expand(len(x))" in message
+
+
+def test_an_input_changed_in_place_is_named():
+    def blanks(x, value=0.0):
+        x[:, :, :2] = value
+        return x.sum()
+
+    images = torch.ones(1, 1, 4, 4)
+    message = message_of(blanks, images)
+    assert message.startswith("blanks(...) changed its argument `x` in place"), message
+    assert checks.call(lambda x: x.clone().fill_(0).sum(), images) == 0  # a copy changed: fine
+

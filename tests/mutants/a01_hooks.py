@@ -127,3 +127,37 @@ def top_channels__squeezes_the_batch(model, layer_name, x, k=5):
     activation = record_activations(model, [layer_name], x)[layer_name]
     means = activation.mean(dim=(2, 3), keepdim=True).squeeze()  # wrong: (1, C, 1, 1) -> (C,)
     return means.topk(k, dim=1)
+
+
+# --- second round (issue 26): mistakes whose crash must become a sentence naming them ------------
+
+
+def record_activations__late_bound_name(model, layer_names, x):
+    recorded, handles = {}, []
+    try:
+        for name in layer_names:
+            def keep(module, inputs, output):
+                recorded[name] = output.detach().clone()  # wrong: `name` is looked up when the hook runs
+
+            handles.append(model.get_submodule(name).register_forward_hook(keep))
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: recorded[name] for name in layer_names}  # KeyError for every name but the last
+
+
+def top_channels__prints_instead_of_returning(model, layer_name, x, k=5):
+    activation = record_activations(model, [layer_name], x)[layer_name]
+    values, indices = activation.flatten(2).mean(dim=2).topk(k, dim=1)
+    print(values, indices)  # wrong: the caller gets None
+
+
+#: A debug hook on model.layer4 whose cell ran twice: the first handle was lost, so one hook stays
+#: (pasted after the record_activations solution cell's code; tests/test_grading_a01.py).
+DEBUG_HOOK_LEFT = '''
+for _ in range(2):  # the cell ran twice
+    debug_handle = model.layer4.register_forward_hook(lambda module, inputs, output: print("layer4", output.shape))
+debug_handle.remove()  # removes the second run's hook only
+'''

@@ -415,3 +415,70 @@ def grad_cam_variant__ignores_switches(model, layer_name, x, targets=None, relu=
     weights = gradcam_channel_weights(gradients)
     cams = (weights[:, :, None, None] * activations).sum(dim=1)
     return scale_cams(cams, tuple(x.shape[-2:]))
+
+
+# --- second round (issue 26): a bare number became a message naming the mistake ------------------
+
+
+def gradcam_channel_weights__flipped_sign(gradients):
+    return -gradients.mean(dim=(2, 3))  # wrong: the sign
+
+
+def scale_cams__normalised_over_batch(cams, size):
+    def min_max(maps):  # wrong: the min and max of the whole batch, not of each image
+        shifted = maps - maps.min()
+        return shifted / (shifted.max() + 1e-7)
+
+    scaled = min_max(F.relu(cams))
+    upsampled = F.interpolate(scaled[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return min_max(F.relu(upsampled))
+
+
+def activations_and_gradients__int_target_not_expanded(model, layer_name, x, targets=None):
+    recorded = {}
+
+    def save_output(module, inputs, output):
+        recorded["activations"] = output
+        return output.clone()
+
+    handle = model.get_submodule(layer_name).register_forward_hook(save_output)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            activations = recorded["activations"]
+            if targets is None:
+                targets = logits.argmax(dim=1)
+            targets = torch.as_tensor(targets, dtype=torch.long, device=logits.device)  # wrong: an int stays 0-d
+            (gradients,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), activations)
+    finally:
+        handle.remove()
+    return activations.detach(), gradients.detach(), logits.detach()
+
+
+def activations_and_gradients__log_softmax_score(model, layer_name, x, targets=None):
+    recorded = {}
+
+    def save_output(module, inputs, output):
+        recorded["activations"] = output
+        return output.clone()
+
+    handle = model.get_submodule(layer_name).register_forward_hook(save_output)
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            activations = recorded["activations"]
+            if targets is None:
+                targets = logits.argmax(dim=1)
+            targets = torch.as_tensor(targets, dtype=torch.long, device=logits.device).reshape(-1).expand(len(logits))
+            scores = torch.log_softmax(logits, dim=1)  # wrong: Grad-CAM explains the raw logit
+            (gradients,) = torch.autograd.grad(scores.gather(1, targets[:, None]).sum(), activations)
+    finally:
+        handle.remove()
+    return activations.detach(), gradients.detach(), logits.detach()
+
+
+def grad_cam__relu_on_weights(model, layer_name, x, targets=None):
+    activations, gradients, _ = activations_and_gradients(model, layer_name, x, targets)
+    weights = F.relu(gradcam_channel_weights(gradients))  # wrong: the ReLU belongs on the weighted sum
+    cams = (weights[:, :, None, None] * activations).sum(dim=1)
+    return scale_cams(cams, tuple(x.shape[-2:]))

@@ -188,3 +188,29 @@ FAILS = {
     vanilla_saliency__sets_train_mode: {"check_vanilla_saliency"},
     guided_grad_cam__interpolates_without_channel: {GGC, UPSAMPLES},
 }
+
+
+# --- second round (issue 26): a bare number and a silent pass, now named ---------------------------
+
+
+def guided_backprop__top_level_relus_only(model, x, targets=None):
+    class GuidedReLU(nn.Module):
+        def forward(self, inputs):
+            return GuidedReLUFunction.apply(inputs)
+
+    replaced = {name: child for name, child in model.named_children() if isinstance(child, nn.ReLU)}
+    try:  # wrong: named_children() misses the ReLUs inside the blocks (layer1.0.relu, ...)
+        for name in replaced:
+            setattr(model, name, GuidedReLU())
+        return input_gradient(model, x, targets)
+    finally:
+        for name, relu in replaced.items():
+            setattr(model, name, relu)
+
+
+def guided_grad_cam__targets_not_passed(model, layer_name, x, targets=None, cam_fn=None):
+    cam_fn = grad_cam if cam_fn is None else cam_fn
+    maps = cam_fn(model, layer_name, x)  # wrong: explains each image's predicted class, not the targets
+    if maps.shape[-2:] != x.shape[-2:]:
+        maps = F.interpolate(maps[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return guided_backprop(model, x, targets) * maps[:, None]

@@ -100,3 +100,51 @@ MUTANTS = {
     region_shapley__sums_orders: _SHAPLEY_CHECKS,
     region_shapley__no_subtraction: _SHAPLEY_CHECKS,
 }
+
+
+# --- second round (issue 26): a bare number and a buffer that passed its own cell, now named -------
+
+
+def coalition_scores__blanks_in_place(model, x, target, regions, order, baseline=0.0, batch_size=32):
+    if regions.shape != x.shape[-2:] or torch.unique(regions).numel() != int(regions.max()) + 1 or regions.min() != 0:
+        raise ValueError("the region labels must be exactly 0 .. R-1, each used at least once")
+    if sorted(torch.as_tensor(order).tolist()) != list(range(int(regions.max()) + 1)):
+        raise ValueError("order must be a permutation of the region labels")
+    targets = torch.as_tensor(target).long().reshape(-1).expand(x.shape[0])
+    blank = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x)
+    columns = []
+    with torch.no_grad():
+        for k in range(len(order) + 1):
+            images = x  # wrong: no copy, the caller's images are blanked below
+            absent = ~torch.isin(regions, torch.as_tensor(order[:k]))
+            images[:, :, absent] = blank[:, :, absent]
+            columns.append(model(images)[torch.arange(len(x)), targets])
+    return torch.stack(columns, dim=1)
+
+
+def coalition_scores__long_buffer(model, x, target, regions, order, baseline=0.0, batch_size=32):
+    if regions.shape != x.shape[-2:] or torch.unique(regions).numel() != int(regions.max()) + 1 or regions.min() != 0:
+        raise ValueError("the region labels must be exactly 0 .. R-1, each used at least once")
+    if sorted(torch.as_tensor(order).tolist()) != list(range(int(regions.max()) + 1)):
+        raise ValueError("order must be a permutation of the region labels")
+    targets = torch.as_tensor(target).long().reshape(-1).expand(x.shape[0])
+    images = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x).clone()
+    scores = torch.zeros(x.shape[0], len(order) + 1, dtype=torch.long)  # wrong: truncates every logit
+    with torch.no_grad():
+        scores[:, 0] = model(images)[torch.arange(len(x)), targets]
+        for k, region in enumerate(order):
+            images = torch.where(regions == region, x, images)
+            scores[:, k + 1] = model(images)[torch.arange(len(x)), targets]
+    return scores
+
+
+def region_shapley__credits_by_position(model, x, target, regions, n_permutations=16, baseline=0.0, seed=0,
+                                        batch_size=32):
+    n_regions = int(regions.max()) + 1
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.zeros(x.shape[0], n_regions)
+    for _ in range(n_permutations):
+        order = torch.randperm(n_regions, generator=generator)
+        scores = coalition_scores(model, x, target, regions, order, baseline, batch_size)
+        values += scores.diff(dim=1)  # wrong: column k is the k-th region of the order, not region k
+    return values / n_permutations

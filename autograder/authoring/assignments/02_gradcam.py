@@ -114,8 +114,25 @@ with torch.no_grad():
     checks.assert_close(logits, model(x_check), 1e-5, "logits")
 fc_gradient = model.fc.weight.detach() / 16  # (10, 512): d logit_c / d A[k, i, j] at layer4
 predicted = logits.argmax(dim=1)
-checks.assert_close(gradients, fc_gradient[predicted][:, :, None, None].expand(-1, -1, 4, 4), 1e-5,
-                    "gradients of the predicted classes at layer4")
+
+
+def layer4_gradient(d_score_d_logits):
+    """d score / d A at layer4 (B, 512, 4, 4) of a score whose gradient by the logits is given (B, 10)."""
+    return (d_score_d_logits @ fc_gradient)[:, :, None, None].expand(-1, -1, 4, 4)
+
+
+# What three known mistakes give (computed only if your gradients are wrong): d log p_c / d logits =
+# onehot_c - p, d p_c / d logits = p_c (onehot_c - p), and the mean over the batch instead of the sum.
+one_hot, probabilities = F.one_hot(predicted, 10).float(), torch.softmax(logits, dim=1)
+score_mistakes = {
+    "a log_softmax score instead of the raw logit (differentiate `logits[b, target_b]` itself)":
+        lambda: layer4_gradient(one_hot - probabilities),
+    "a softmax probability instead of the raw logit (differentiate `logits[b, target_b]` itself)":
+        lambda: layer4_gradient(probabilities.gather(1, predicted[:, None]) * (one_hot - probabilities)),
+    "the mean of the scores over the batch instead of their sum": lambda: layer4_gradient(one_hot) / len(logits),
+}
+checks.assert_close(gradients, layer4_gradient(one_hot), 1e-5, "gradients of the predicted classes at layer4",
+                    known_mistakes=score_mistakes)
 with torch.no_grad():  # a caller may be inside no_grad(): your function must still get gradients
     _, gradients_in_no_grad, _ = checks.call(activations_and_gradients, model, "layer4", x_check,
                                              what="activations_and_gradients inside torch.no_grad()")
@@ -265,8 +282,15 @@ x_check = x_check.to(DEVICE)
 for layer_name in ("layer3", "layer2"):
     ours = checks.call(grad_cam, model, layer_name, x_check, what=f"grad_cam(model, {layer_name!r}, x)")
     checks.assert_map_invariants(ours, (4, 32, 32), f"grad_cam(model, {layer_name!r}, x)")
+    # What two known mistakes give, from the library with its channel weights changed (computed only on a failure).
+    cam_mistakes = {
+        "a ReLU on the channel weights instead of on the weighted sum (the map)": lambda: library_cams.library_grad_cam(
+            model, layer_name, x_check, channel_weights=lambda weights: np.maximum(weights, 0)),
+        "the channel weights with a flipped sign": lambda: library_cams.library_grad_cam(
+            model, layer_name, x_check, channel_weights=lambda weights: -weights),
+    }
     checks.assert_close(ours, library_cams.library_grad_cam(model, layer_name, x_check), 1e-5,
-                        f"grad_cam at {layer_name!r} vs pytorch-grad-cam")
+                        f"grad_cam at {layer_name!r} vs pytorch-grad-cam", known_mistakes=cam_mistakes)
 print("grad_cam agrees with pytorch-grad-cam at layer3 and layer2.")
 ### BEGIN HIDDEN TESTS
 from student_src import grading_client as hidden
@@ -324,8 +348,13 @@ with torch.random.fork_rng(devices=[]):
 tiny_x = torch.tensor([[[[2.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [0.0, 1.0]]]])  # (1, 2, 2, 2)
 map_class_0 = torch.tensor([[1.0, 0.0], [0.5, 0.0]])
 map_class_1 = torch.tensor([[1 / 3, 1.0], [0.0, 2 / 3]])
+# Two known mistakes, by hand for class 0: a ReLU on the weights [1, -1] -> [1, 0] keeps only A[0]:
+# [[2, 0], [1, 1]] -> min-max [[1, 0], [0.5, 0.5]]; flipped weights [-1, 1]: ReLU(A[1] - A[0]) = [[0, 2], [0, 0]].
+tiny_mistakes = {"a ReLU on the channel weights instead of on the weighted sum (the map)":
+                     torch.tensor([[[1.0, 0.0], [0.5, 0.5]]]),
+                 "the channel weights with a flipped sign": torch.tensor([[[0.0, 1.0], [0.0, 0.0]]])}
 checks.assert_close(checks.call(grad_cam, tiny_model, "features", tiny_x, [0]), map_class_0[None], 1e-5,
-                    "tiny CNN, class 0")
+                    "tiny CNN, class 0", known_mistakes=tiny_mistakes)
 checks.assert_close(checks.call(grad_cam, tiny_model, "features", tiny_x), map_class_1[None], 1e-5,
                     "tiny CNN, targets=None (the predicted class 1)")
 checks.assert_close(checks.call(grad_cam, tiny_model, "features", tiny_x.expand(2, -1, -1, -1), [1, 0]),
@@ -621,12 +650,21 @@ def grad_cam_variant(model, layer_name, x, targets=None, relu=True, normalize=Tr
 #   after upsampling, max pooling)
 
 # %% [code] id=check_grad_cam_variant
-# Visible checks of grad_cam_variant (your instructor grades it; these only say what is off).
+# Visible checks of grad_cam_variant (your instructor grades it; these only say what is off). The
+# defaults are compared with pytorch-grad-cam's Grad-CAM, not with your grad_cam: a mistake in
+# grad_cam is grad_cam's, and its own checks above name it.
 for layer_name in ("layer4", "layer3"):
-    standard = checks.call(grad_cam, model, layer_name, x_show)
-    checks.assert_close(checks.call(grad_cam_variant, model, layer_name, x_show,
-                                    what=f"grad_cam_variant at {layer_name} with the default arguments"),
-                        standard, 1e-5, f"grad_cam_variant at {layer_name} with the defaults must equal grad_cam")
+    standard = library_cams.library_grad_cam(model, layer_name, x_show)
+    defaults = checks.call(grad_cam_variant, model, layer_name, x_show,
+                           what=f"grad_cam_variant at {layer_name} with the default arguments")
+    checks.assert_shape(defaults, tuple(standard.shape), f"grad_cam_variant at {layer_name} with the defaults")
+    if checks.rel_error(defaults, standard) > 1e-5:
+        yours = checks.call(grad_cam, model, layer_name, x_show)
+        assert checks.rel_error(yours, standard) <= 1e-5 or checks.rel_error(defaults, yours) > 1e-5, (
+            f"grad_cam_variant at {layer_name} with the defaults gives your grad_cam's maps, but grad_cam itself "
+            "fails its checks above (it differs from pytorch-grad-cam): fix grad_cam (or the helper both use) first")
+    checks.assert_close(defaults, standard, 1e-5,
+                        f"grad_cam_variant at {layer_name} with the defaults must equal Grad-CAM (pytorch-grad-cam's)")
     for option, value in (("relu", False), ("normalize", False), ("normalize_after_upsampling", True),
                           ("pooling", "max")):
         label = f"grad_cam_variant({option}={value!r}) at {layer_name}"
@@ -639,7 +677,7 @@ for layer_name in ("layer4", "layer3"):
         if option == "pooling" and layer_name == "layer4":  # the gradient is the same at all 16 positions
             checks.assert_close(maps, standard, 1e-5, f"{label}: at layer4 max and mean of the gradient agree, "
                                 "so the maps must be the standard ones")
-print("grad_cam_variant: the defaults give grad_cam's maps; every switch returns maps of the right shape.")
+print("grad_cam_variant: the defaults give Grad-CAM's maps; every switch returns maps of the right shape.")
 
 # %% [code] id=fig_ablations
 variants = {

@@ -233,7 +233,24 @@ guided = checks.call(guided_backprop, test_model, x_check, targets_check)
 checks.assert_shape(guided, tuple(x_check.shape), "guided_backprop(model, x, targets)")
 with checks.quiet_warnings():
     expected = GuidedBackprop(copy.deepcopy(model)).attribute(x_check.clone(), target=targets_check)
-checks.assert_close(guided, expected, 1e-4, "guided_backprop vs captum's GuidedBackprop")
+
+
+def top_level_relus_guided(network, x, targets):
+    """What guided backprop gives when only the model's top-level ReLUs are guided: captum guides
+    every nn.ReLU module, so the ReLUs inside the blocks become plain nn.Threshold(0, 0) modules."""
+    network = copy.deepcopy(network)
+    for name, module in list(network.named_modules()):
+        if "." in name and isinstance(module, nn.ReLU):
+            parent, _, child = name.rpartition(".")
+            setattr(network.get_submodule(parent), child, nn.Threshold(0.0, 0.0))
+    with checks.quiet_warnings():
+        return GuidedBackprop(network).attribute(x.clone(), target=targets)
+
+
+checks.assert_close(guided, expected, 1e-4, "guided_backprop vs captum's GuidedBackprop", known_mistakes={
+    "only the model's top-level ReLUs are guided, those inside its blocks (`layer1.0.relu`, ...) stay plain: "
+    "find them with `model.named_modules()`, not `named_children()`":
+        lambda: top_level_relus_guided(model, x_check, targets_check)})
 
 guided_predicted = checks.call(guided_backprop, test_model, x_check[:2])  # targets=None: the predicted classes
 with torch.no_grad():
@@ -347,18 +364,24 @@ from student_src.library_cams import library_grad_cam as grad_cam
 x_check, y_check = test_set.batch([0, 1, 2, 3])
 x_check, targets_check = x_check.to(DEVICE), y_check.tolist()
 test_model = checks.fresh_copy(model)
-returned_maps = []
+returned_maps, cam_calls = [], []
 
 
 def recording_grad_cam(model, layer_name, x, targets=None):
     maps = library_cams.library_grad_cam(model, layer_name, x, targets)
     returned_maps.append(maps)
+    cam_calls.append((layer_name, targets))
     return maps
 
 
 combined = checks.call(guided_grad_cam, test_model, "layer3", x_check, targets_check, cam_fn=recording_grad_cam)
 checks.assert_shape(combined, tuple(x_check.shape), "guided_grad_cam(model, 'layer3', x, targets, cam_fn=...)")
 assert returned_maps, "guided_grad_cam must take its Grad-CAM maps from cam_fn when one is given"
+layer_used, targets_used = cam_calls[-1]
+assert layer_used == "layer3", f"guided_grad_cam called cam_fn with layer_name={layer_used!r}: pass its own layer_name on"
+assert targets_used is not None and torch.as_tensor(targets_used).reshape(-1).tolist() == targets_check, (
+    f"guided_grad_cam called cam_fn with targets={targets_used!r}, not the targets it was given: pass them on "
+    "(`cam_fn(model, layer_name, x, targets)`), or the map explains another class than guided_backprop")
 expected = checks.call(guided_backprop, test_model, x_check, targets_check) * returned_maps[-1][:, None]
 checks.assert_close(combined, expected, 1e-4, "guided_grad_cam vs guided_backprop * Grad-CAM map")
 print("guided_grad_cam combines the two.")

@@ -352,11 +352,12 @@ with torch.no_grad():
 x_hand = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 regions_hand = torch.tensor([[0, 1], [2, 3]])
 for batch_size in (32, 2):
-    scores = coalition_scores(sum_model, x_hand, 0, regions_hand, torch.tensor([2, 0, 3, 1]), batch_size=batch_size)
+    scores = checks.call(coalition_scores, sum_model, x_hand, 0, regions_hand, torch.tensor([2, 0, 3, 1]),
+                         batch_size=batch_size)
     checks.assert_shape(scores, (1, 5), "coalition_scores(model, x, 0, regions, order) for 4 regions")
     checks.assert_close(scores, torch.tensor([[0.0, 3.0, 4.0, 8.0, 10.0]]), 1e-6,
                         f"coalition_scores on the 2x2 sum model (order 2, 0, 3, 1; batch_size={batch_size})")
-scores = coalition_scores(sum_model, x_hand, [0], regions_hand, torch.tensor([0, 1, 2, 3]), baseline=1.0)
+scores = checks.call(coalition_scores, sum_model, x_hand, [0], regions_hand, torch.tensor([0, 1, 2, 3]), baseline=1.0)
 checks.assert_close(scores, torch.tensor([[4.0, 4.0, 5.0, 7.0, 10.0]]), 1e-6,
                     "coalition_scores with baseline 1.0 (absent pixels show 1)")
 for what, regions_bad, order_bad in (("labels that skip 2", torch.tensor([[0, 1], [3, 3]]), torch.tensor([0, 1, 3])),
@@ -387,17 +388,18 @@ additive = probe_models.AdditiveModel(weights)
 x_add = torch.randn(2, 1, 4, 4, generator=generator)
 grid = evaluation.grid_regions(4, 4, 2)
 for baseline, n_permutations in ((0.0, 3), (0.5, 1)):
-    phi = region_shapley(additive, x_add, [0, 2], grid, n_permutations=n_permutations, baseline=baseline, seed=1)
+    phi = checks.call(region_shapley, additive, x_add, [0, 2], grid, n_permutations=n_permutations, baseline=baseline,
+                      seed=1)
     what = f"region_shapley on the additive model (baseline {baseline}, n_permutations={n_permutations})"
     checks.assert_shape(phi, (2, 4), f"{what}: one value per image and region")
     terms = (x_add - baseline).flatten(1) * weights[[0, 2]]
     expected = torch.stack([terms[:, grid.flatten() == r].sum(dim=1) for r in range(4)], dim=1)
-    checks.assert_close(phi, expected, 1e-5, what)
+    checks.assert_close(phi, expected, 1e-5, what, axes=("image", "region"))
     with checks.quiet_warnings():
         library = ShapleyValueSampling(additive).attribute(x_add, baselines=baseline, target=[0, 2],
                                                            feature_mask=grid[None, None], n_samples=2)
     checks.assert_close(phi, evaluation.region_means(library[:, 0], grid), 1e-5,
-                        f"{what} vs captum's ShapleyValueSampling")
+                        f"{what} vs captum's ShapleyValueSampling", axes=("image", "region"))
 print("region_shapley gives every region of an additive model its own contribution, as captum does.")
 ### BEGIN HIDDEN TESTS
 from student_src import grading_client as hidden
@@ -412,7 +414,7 @@ probe = probe_models.alexnet_shaped()
 snapshot = checks.ModelSnapshot(probe)
 x_probe = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
 grid = evaluation.grid_regions(32, 32, 4)
-phi = region_shapley(probe, x_probe, [3, 7], grid, n_permutations=2, baseline=0.0, seed=0, batch_size=8)
+phi = checks.call(region_shapley, probe, x_probe, [3, 7], grid, n_permutations=2, baseline=0.0, seed=0, batch_size=8)
 checks.assert_shape(phi, (2, 16), "region_shapley(probe, x, [3, 7], 4x4 grid, n_permutations=2)")
 with torch.no_grad():
     total = (probe(x_probe) - probe(torch.zeros_like(x_probe)))[torch.arange(2), [3, 7]]
@@ -443,7 +445,7 @@ class PairModel(nn.Module):
 
 x_pair, regions_pair, n_permutations = torch.ones(1, 1, 2, 2), torch.tensor([[0, 1], [2, 3]]), 64
 allowed = 5 * 1.5 / n_permutations ** 0.5
-phi = region_shapley(PairModel(), x_pair, 0, regions_pair, n_permutations=n_permutations, seed=3)
+phi = checks.call(region_shapley, PairModel(), x_pair, 0, regions_pair, n_permutations=n_permutations, seed=3)
 checks.assert_shape(phi, (1, 4), "region_shapley on the pair model")
 assert (phi[0, :2] - torch.tensor([2.5, 3.5])).abs().max() <= allowed, \
     "regions 0 and 1 must be within 5 standard errors of 2.5 and 3.5 (average the marginal contributions)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autograder.engine.checks.common import pristine_references
+from autograder.engine.checks.common import assert_close, call_student as _call, pristine_references
 from solutions import hooks
 from student_src.probe_models import FailsOnPurpose, alexnet_shaped
 from student_src import checks
@@ -58,7 +58,7 @@ def check_record_activations_values(record_activations) -> None:
     cases.append((small, ["2.0", "1", "2"], _inputs(4, seed=5, size=9)))
     for model, names, x in cases:
         expected = reference.record_activations(model, names, x)
-        got = record_activations(model, names, x)
+        got = _call(record_activations, f"record_activations(model, {names}, x)", model, names, x)
         if not isinstance(got, dict):
             raise AssertionError("record_activations must return a dict")
         if list(got) != list(names):
@@ -67,7 +67,7 @@ def check_record_activations_values(record_activations) -> None:
             checks.assert_shape(got[name], tuple(expected[name].shape), f"output of layer {name!r}")
             if got[name].requires_grad or got[name].grad_fn is not None:
                 raise AssertionError(f"the output of layer {name!r} is not detached from the graph")
-            checks.assert_close(got[name], expected[name], VALUE_TOLERANCE, f"output of layer {name!r}")
+            assert_close(got[name], expected[name], VALUE_TOLERANCE, f"output of layer {name!r}")
 
 
 def check_record_activations_cleanup(record_activations) -> None:
@@ -75,7 +75,8 @@ def check_record_activations_cleanup(record_activations) -> None:
     model = _resnet(train_mode=True)
     snapshot = checks.ModelSnapshot(model)
     expected = reference.record_activations(_resnet(), ["layer1", "layer3.0.conv2"], _inputs(2))
-    got = record_activations(model, ["layer1", "layer3.0.conv2"], _inputs(2))
+    got = _call(record_activations, "record_activations on a model in train mode", model, ["layer1", "layer3.0.conv2"],
+                _inputs(2))
     # Cleaning up counts only for a function that records (one that does nothing leaves no hook
     # either); the values are check_record_activations_values' business.
     if not isinstance(got, dict) or list(got) != list(expected) or any(
@@ -108,10 +109,10 @@ def check_top_channels(top_channels) -> None:
     model = _resnet()
     for layer, k, x in (("layer2.1", 7, _inputs(3, seed=11)), ("layer1.0.conv1", 1, _inputs(2, seed=12))):
         expected_values, expected_indices = reference.top_channels(model, layer, x, k)
-        values, indices = top_channels(model, layer, x, k)
+        values, indices = _call(top_channels, f"top_channels at {layer}, k={k}", model, layer, x, k)
         checks.assert_shape(values, tuple(expected_values.shape), "top_channels values")
         checks.assert_shape(indices, tuple(expected_indices.shape), "top_channels indices")
-        checks.assert_close(values, expected_values, VALUE_TOLERANCE, f"top_channels values at {layer}")
+        assert_close(values, expected_values, VALUE_TOLERANCE, f"top_channels values at {layer}")
         if not torch.equal(torch.as_tensor(indices).long(), expected_indices):
             raise AssertionError(f"top_channels picked other channels than the largest mean activations at {layer}")
 

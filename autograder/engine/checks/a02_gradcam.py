@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from solutions import gradcam
-from autograder.engine.checks.common import call_student as _call, on_pristine, pristine_references
+from autograder.engine.checks.common import assert_close, call_student as _call, on_pristine, pristine_references
 from student_src.probe_models import FailsOnPurpose, TinyCNN, alexnet_shaped
 from student_src import checks
 from student_src.models import build_cifar_resnet18
@@ -86,7 +86,7 @@ def _compare_outputs(got, expected, what: str) -> None:
         checks.assert_shape(value, tuple(reference_value.shape), f"{what}: {name}")
         if value.requires_grad:
             raise AssertionError(f"{what}: {name} must be detached from the graph (.detach())")
-        checks.assert_close(value, reference_value, CAM_TOLERANCE, f"{what}: {name}")
+        assert_close(value, reference_value, CAM_TOLERANCE, f"{what}: {name}")
 
 
 def check_activations_and_gradients_values(activations_and_gradients) -> None:
@@ -184,7 +184,7 @@ def check_gradcam_channel_weights(gradcam_channel_weights) -> None:
         weights = _call(gradcam_channel_weights, what, gradients.clone())
         expected = reference.gradcam_channel_weights(gradients)
         checks.assert_shape(weights, tuple(expected.shape), what)
-        checks.assert_close(weights, expected, 1e-6, what)  # a mean of float32 values: measured <= 1.2e-7
+        assert_close(weights, expected, 1e-6, what)  # a mean of float32 values: measured <= 1.2e-7
 
 
 def _check_scale_cams_cases(scale_cams, cases) -> None:
@@ -192,7 +192,7 @@ def _check_scale_cams_cases(scale_cams, cases) -> None:
         what = f"scale_cams on {description}"
         got = _call(scale_cams, what, cams.clone(), size)
         checks.assert_map_invariants(got, (len(cams), *size), what)
-        checks.assert_close(got, reference.scale_cams(cams, size), CAM_TOLERANCE, what)
+        assert_close(got, reference.scale_cams(cams, size), CAM_TOLERANCE, what)
 
 
 def check_scale_cams_values(scale_cams) -> None:
@@ -233,7 +233,7 @@ def _check_grad_cam_cases(grad_cam, model: nn.Module, cases) -> None:
         what = f"grad_cam at {layer!r} ({description})"
         got = _call(grad_cam, what, model, layer, x, targets)
         checks.assert_map_invariants(got, (len(x), *x.shape[-2:]), what)
-        checks.assert_close(got, reference.grad_cam(model, layer, x, targets), CAM_TOLERANCE, what)
+        assert_close(got, reference.grad_cam(model, layer, x, targets), CAM_TOLERANCE, what)
 
 
 def check_grad_cam_other_layers(grad_cam) -> None:

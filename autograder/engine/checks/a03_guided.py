@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import guided as guided_solutions
-from autograder.engine.checks.common import (call_student as _call, forward_and_gradient, is_autograd_function,
+from autograder.engine.checks.common import (assert_close, call_student as _call, forward_and_gradient, is_autograd_function,
                                              on_pristine, plain_input_gradient, pristine_references)
 from student_src.probe_models import FailsAfterReLU, SharedReLUNet, alexnet_shaped
 from student_src import checks
@@ -87,7 +87,7 @@ def _compare_cases(function, cases, shape_of, tolerance: float, validate=None) -
         checks.assert_shape(got, shape_of(x), what)
         if validate is not None:
             validate(got, what)
-        checks.assert_close(got, expected, tolerance, what)
+        assert_close(got, expected, tolerance, what)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,13 +176,13 @@ def check_gradient_to_image(gradient_to_image) -> None:
         raise AssertionError("gradient_to_image must return finite values in [0, 1]")
     if not torch.equal(gradients, before):
         raise AssertionError("gradient_to_image modified the gradients it was given")
-    checks.assert_close(torch.from_numpy(got), reference.gradient_to_image(gradients), IMAGE_TOLERANCE,
+    assert_close(torch.from_numpy(got), reference.gradient_to_image(gradients), IMAGE_TOLERANCE,
                         "gradient_to_image on a batch whose images have very different scales")
 
     single = _call(gradient_to_image, "gradient_to_image on one (3, H, W) gradient", gradients[1])
     if not isinstance(single, np.ndarray) or single.shape != (32, 30, 3):
         raise AssertionError("gradient_to_image of one (3, H, W) gradient must return an (H, W, 3) array")
-    checks.assert_close(torch.from_numpy(single), torch.from_numpy(got[1]), IMAGE_TOLERANCE,
+    assert_close(torch.from_numpy(single), torch.from_numpy(got[1]), IMAGE_TOLERANCE,
                         "gradient_to_image of one image vs the same image inside a batch "
                         "(each image is standardised with its own mean and std)")
 
@@ -218,7 +218,7 @@ def check_guided_relu_rule(GuidedReLUFunction) -> None:  # noqa: N803 (the stude
         checks.assert_shape(output, tuple(x.shape), f"GuidedReLUFunction forward on {description}")
         if not torch.equal(leaf, x):
             raise AssertionError("GuidedReLUFunction.forward modified its input in place")
-        checks.assert_close(output, x.clamp(min=0), 1e-7, f"GuidedReLUFunction forward (must be ReLU) on {description}")
+        assert_close(output, x.clamp(min=0), 1e-7, f"GuidedReLUFunction forward (must be ReLU) on {description}")
         if not torch.equal(incoming, grad):
             raise AssertionError("GuidedReLUFunction.backward modified grad_output in place: return a new "
                                  "tensor (autograd may pass the same gradient to several branches)")
@@ -230,7 +230,7 @@ def check_guided_relu_rule(GuidedReLUFunction) -> None:  # noqa: N803 (the stude
             raise AssertionError("GuidedReLUFunction.backward: a negative incoming gradient must become 0 "
                                  "(only positive gradients pass a guided ReLU)")
         passes = (x > 0) & (grad > 0)
-        checks.assert_close(got[passes], grad[passes], 1e-7, "GuidedReLUFunction.backward where the input "
+        assert_close(got[passes], grad[passes], 1e-7, "GuidedReLUFunction.backward where the input "
                             "and the incoming gradient are positive (the gradient must pass unchanged)")
 
 
@@ -326,7 +326,7 @@ def _check_combination(guided_grad_cam, guided_backprop, model, layer, x, target
     maps = on_pristine(maps_fn)(model, layer, x, targets)
     upsampled = F.interpolate(torch.as_tensor(maps)[:, None].float(), size=tuple(x.shape[-2:]),
                               mode="bilinear", align_corners=False)
-    checks.assert_close(got, guided * upsampled, GRADIENT_TOLERANCE,
+    assert_close(got, guided * upsampled, GRADIENT_TOLERANCE,
                         f"{what}: the product of guided_backprop and each image's Grad-CAM map "
                         "(the same map for the 3 channels)")
 

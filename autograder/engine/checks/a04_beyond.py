@@ -51,7 +51,7 @@ from torch import nn
 import solutions.faithfulness
 import solutions.layercam
 import solutions.sanity
-from autograder.engine.checks.common import assert_finite_close, pristine_references
+from autograder.engine.checks.common import assert_close, assert_finite_close, pristine_references
 from student_src.probe_models import alexnet_shaped
 from solutions import gradcam
 from solutions.gradcam import grad_cam as reference_grad_cam
@@ -130,7 +130,7 @@ def _reference_helpers(function):
 
 def _check_maps(got, expected, what: str) -> None:
     checks.assert_map_invariants(got, tuple(expected.shape), what)
-    checks.assert_close(got, expected, CAM_TOLERANCE, what)
+    assert_close(got, expected, CAM_TOLERANCE, what)
 
 
 def _check_curve(got, expected, what: str) -> None:
@@ -282,7 +282,7 @@ def check_area_under_curve(area_under_curve) -> None:
         curve = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
         got = area_under_curve(curve)
         checks.assert_shape(got, (shape[0],), f"area_under_curve of curves {shape}")
-        checks.assert_close(got, faithfulness.area_under_curve(curve), 1e-6, f"area_under_curve of curves {shape}")
+        assert_close(got, faithfulness.area_under_curve(curve), 1e-6, f"area_under_curve of curves {shape}")
 
 
 # ----------------------------------------------------------------------------- sanity checks
@@ -295,10 +295,10 @@ def check_spearman_rank_correlation(spearman_rank_correlation) -> None:
     b[1] = a[1] * 3 + 1  # same ordering, other scale
     got = spearman_rank_correlation(a, b)
     checks.assert_shape(got, (4,), "spearman_rank_correlation of maps (4, 8, 8)")
-    checks.assert_close(got, sanity.spearman_rank_correlation(a, b), 1e-5, "spearman_rank_correlation of maps")
+    assert_close(got, sanity.spearman_rank_correlation(a, b), 1e-5, "spearman_rank_correlation of maps")
     vectors = torch.rand(3, 50, generator=generator)
     reversed_ = -vectors ** 3
-    checks.assert_close(spearman_rank_correlation(vectors, reversed_), -torch.ones(3), 1e-5,
+    assert_close(spearman_rank_correlation(vectors, reversed_), -torch.ones(3), 1e-5,
                         "spearman_rank_correlation of reversed orderings (must be -1)")
 
 
@@ -341,7 +341,7 @@ def check_cascading_randomization_values(cascading_randomization) -> None:
             raise AssertionError(f"{what}: the keys must be 'original' followed by the stage names in the order "
                                  f"they were randomised; got {list(got)}")
         values = torch.tensor([float(v) for v in got.values()])
-        checks.assert_close(values, torch.tensor(list(expected.values())), 1e-5, f"{what}: the correlations")
+        assert_close(values, torch.tensor(list(expected.values())), 1e-5, f"{what}: the correlations")
 
 
 class _StageSpy:

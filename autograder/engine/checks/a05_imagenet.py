@@ -44,7 +44,8 @@ from torch import nn
 
 import solutions.layers
 import solutions.shapley
-from autograder.engine.checks.common import assert_finite_close, on_pristine, pristine_references
+from autograder.engine.checks.common import (assert_close, assert_finite_close, call_student as _call, on_pristine,
+                                             pristine_references)
 from student_src import checks
 from student_src.evaluation import grid_regions
 from student_src.models import build_cifar_resnet18
@@ -109,10 +110,10 @@ def check_coalition_scores(coalition_scores) -> None:
     order = torch.randperm(16, generator=torch.Generator().manual_seed(57))
     for target, batch_size in (([3, 6], 5), (9, 32)):
         expected = shapley.coalition_scores(model, x, target, regions, order, baseline)
-        got = coalition_scores(model, x, target, regions, order, baseline, batch_size)
         what = f"coalition_scores(alexnet, x, target={target}, 4x4 grid, order, tensor baseline, batch_size={batch_size})"
+        got = _call(coalition_scores, what, model, x, target, regions, order, baseline, batch_size)
         checks.assert_shape(got, (2, 17), f"{what} (R + 1 scores per image)")
-        checks.assert_close(got, expected, SHAPLEY_TOLERANCE, f"{what}: column k = the target's logit with the "
+        assert_close(got, expected, SHAPLEY_TOLERANCE, f"{what}: column k = the target's logit with the "
                             "first k regions of the order showing the image, the baseline elsewhere")
     snapshot.assert_unchanged(model, "coalition_scores")
     missing_label = regions.clone()
@@ -145,7 +146,8 @@ def _additive_values(weights, x, baseline, target, regions, squash: bool) -> tor
 
 
 def _check_values(got, expected, what: str) -> None:
-    assert_finite_close(got, expected, SHAPLEY_TOLERANCE, what, "one value per image and region", "values")
+    assert_finite_close(got, expected, SHAPLEY_TOLERANCE, what, "one value per image and region", "values",
+                        axes=("image", "region"))
 
 
 def check_region_shapley_additive(region_shapley) -> None:
@@ -164,7 +166,8 @@ def check_region_shapley_additive(region_shapley) -> None:
         model = AdditiveModel(weights, squash)
         x = torch.randn(batch, channels, size, size, generator=generator)
         expected = _additive_values(weights, x, baseline, target, regions, squash)
-        got = region_shapley(model, x, target, regions, n_permutations=n_permutations, baseline=baseline, seed=7)
+        got = _call(region_shapley, "region_shapley on an additive model", model, x, target, regions,
+                    n_permutations=n_permutations, baseline=baseline, seed=7)
         what = (f"region_shapley on an additive model ({'tanh, then ' if squash else ''}linear; {int(regions.max()) + 1}"
                 f" regions, target={target}, n_permutations={n_permutations}, "
                 f"{'tensor' if isinstance(baseline, torch.Tensor) else baseline} baseline): each region's value must "
@@ -188,10 +191,11 @@ def check_region_shapley_efficiency(region_shapley) -> None:
     baseline = 0.3 * _inputs(2, seed=53)
     regions = grid_regions(32, 32, 4)
     targets = [1, 8]
-    got = region_shapley(model, x, targets, regions, n_permutations=2, baseline=baseline, seed=3, batch_size=5)
+    got = _call(region_shapley, "region_shapley on an AlexNet-shaped network", model, x, targets, regions,
+                n_permutations=2, baseline=baseline, seed=3, batch_size=5)
     checks.assert_shape(got, (2, 16), "region_shapley(alexnet, x, [1, 8], 4x4 grid) (one value per image and region)")
     total = _score_difference(model, x, baseline, targets)
-    checks.assert_close(got.sum(dim=1), total, SHAPLEY_TOLERANCE,
+    assert_close(got.sum(dim=1), total, SHAPLEY_TOLERANCE,
                         "the Shapley values of each image must sum to f(x) - f(baseline) of its target (efficiency)")
     snapshot.assert_unchanged(model, "region_shapley")
 
@@ -208,7 +212,8 @@ def check_region_shapley_sampling(region_shapley) -> None:
         model.eval()
         x = torch.randn(2, 3, 8, 8, generator=generator)
         exact, sigma = shapley.exact_region_shapley(model, x, targets, regions, baseline)
-        got = region_shapley(model, x, targets, regions, n_permutations=n_permutations, baseline=baseline, seed=11)
+        got = _call(region_shapley, "region_shapley on a model with interactions", model, x, targets, regions,
+                    n_permutations=n_permutations, baseline=baseline, seed=11)
         n_regions = int(regions.max()) + 1
         what = f"region_shapley on a model with interactions ({n_regions} regions, n_permutations={n_permutations})"
         checks.assert_shape(got, (2, n_regions), f"{what} (one value per image and region)")

@@ -6,9 +6,10 @@ import functools
 import types
 
 
-def assert_finite_close(got, expected, tolerance: float, what: str, layout: str, values: str) -> None:
+def assert_finite_close(got, expected, tolerance: float, what: str, layout: str, values: str, **options) -> None:
     """``got`` has ``expected``'s shape (``layout`` says what its axes are), is finite floating
-    point (``values`` names what it holds), and is within ``tolerance`` of it (rel_error)."""
+    point (``values`` names what it holds), and is within ``tolerance`` of it (rel_error;
+    ``options`` as :func:`assert_close`'s)."""
     import torch
 
     from student_src import checks
@@ -16,17 +17,38 @@ def assert_finite_close(got, expected, tolerance: float, what: str, layout: str,
     checks.assert_shape(got, tuple(expected.shape), f"{what} ({layout})")
     if not got.is_floating_point() or not torch.isfinite(got).all():
         raise AssertionError(f"{what}: expected finite floating-point {values}")
-    checks.assert_close(got, expected, tolerance, what)
+    assert_close(got, expected, tolerance, what, **options)
+
+
+def assert_close(got, expected, tolerance: float, what: str, **options) -> float:
+    """``student_src.checks.assert_close`` as a hidden check uses it: the message says how the
+    values differ (``student_src.diagnose``) but never shows an expected value."""
+    from student_src import checks
+
+    return checks.assert_close(got, expected, tolerance, what, reveal_expected=False, **options)
 
 
 def call_student(function, what: str, *args, **kwargs):
-    """Call the student's code; turn an exception into an AssertionError that says where."""
+    """Call the student's code as the visible checks' ``checks.call`` does, on the grader's side:
+    a known crash becomes the sentence that names the mistake (a late-bound hook name, a 0-d
+    target, ...), any other exception an AssertionError that says which call raised it, and a
+    tensor argument changed in place or a result of ``None`` is named."""
+    from student_src import checks
+
+    inputs = checks.input_snapshots(function, args, kwargs)
     try:
-        return function(*args, **kwargs)
+        result = function(*args, **kwargs)
     except AssertionError:
         raise
     except Exception as error:  # noqa: BLE001 (any failure of the student's code fails the check)
-        raise AssertionError(f"{what} raised {type(error).__name__}: {error}") from error
+        explanation = checks.explain_crash(error, (*args, *kwargs.values())) or error
+        raise AssertionError(f"{what} raised {type(error).__name__}: {explanation}") from error
+    changed = checks.changed_inputs(inputs, what)
+    if changed:
+        raise AssertionError(changed)
+    if result is None:
+        raise AssertionError(f"{what} returned None: it must `return` its result, not print it")
+    return result
 
 
 def is_autograd_function(obj) -> bool:
