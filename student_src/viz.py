@@ -150,7 +150,7 @@ def show_grid(images, titles=None, ncols: int = 5, suptitle: str | None = None, 
             if titles is not None:
                 ax.set_title(titles[position], fontsize=8)
     if keyed:
-        colour_keys.add_key(fig, axes, key, row_height * nrows)
+        colour_keys.add_key(fig, keyed, key, row_height * nrows)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return stamp_standin(fig)

@@ -187,8 +187,13 @@ def install() -> _Auditor:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    plt.switch_backend("Agg")  # resolved now: a later switch would wrap plt.show again
     folder = Path(os.environ["FIGURE_AUDIT_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     auditor = _Auditor(folder)
-    plt.show = auditor.show
+
+    def show(*args, **kwargs):
+        auditor.show()
+
+    plt.show = show
     return auditor
