@@ -462,7 +462,7 @@ image_one = data.denormalize(x_one)[0]
 first_class, second_class = probabilities[position].topk(2).indices.tolist()
 
 targets_one = [first_class, second_class]  # one row per class, the same image in both
-x_twice, images_twice = x_one.expand(2, -1, -1, -1), np.stack([image_one, image_one])
+x_twice, images_twice = x_one.repeat(2, 1, 1, 1), np.stack([image_one, image_one])
 viz.show_explanations(images_twice, {
     "Grad-CAM": grad_cam(model, CAM_LAYER, x_twice, targets=targets_one).detach().cpu(),
     "guided backprop": viz.Column(gradient_to_image(guided_backprop(model, x_twice, targets_one)), PICTURE_KEY,
