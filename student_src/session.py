@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import sys
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from student_src import checks, data, models
+from student_src import assets, checks, data, models
+
+#: How to run a notebook offline, printed by the set-up when the downloads are missing.
+OFFLINE_HINT = (f"No network, or not fetched yet? Start Jupyter with {assets.STANDIN_ENV}=1 "
+                f"(`{assets.STANDIN_ENV}=1 jupyter lab`) to run on the untrained stand-in (random weights, "
+                "synthetic images): the checks work, the figures show the mechanics only.")
 
 
 def start(seed: int = 0):
@@ -23,12 +29,15 @@ def start(seed: int = 0):
        the test cells put the model back into this state before they call your functions
        (:func:`student_src.checks.call`).
 
-    Raises ``MissingAssetError`` naming the fetch command when the model or data are missing.
+    With ``$XAI_KIT_STANDIN`` set, the untrained stand-in is used (and written first if it is not
+    on disk yet: no download). Raises ``MissingAssetError`` naming the fetch command, and how to
+    run on the stand-in instead, when the model or data are missing.
     """
     _prepare(seed)
     checks.hello()
-    model = checks.remember_model(models.load_model())  # the state every test cell starts from
-    test_set = data.load_test_set()
+    with _offline_hint():
+        model = checks.remember_model(models.load_model())  # the state every test cell starts from
+        test_set = data.load_test_set()
     device = next(model.parameters()).device
     print(f"Model on {device}; {len(test_set)} test images; classes: {', '.join(test_set.classes)}")
     return model, test_set
@@ -44,18 +53,42 @@ def start_imagenet(seed: int = 0, with_vgg: bool = True):
     photos, marked as stand-ins. Raises ``MissingAssetError`` naming
     ``python -m student_src.fetch --imagenet`` when the files are missing.
     """
-    from student_src import assets, imagenet
+    from student_src import imagenet
 
     _prepare(seed)
     mode = "STAND-IN (random-init networks, generated photos)" if assets.standin_requested() else "real"
     print(f"Python {sys.version.split()[0]}, torch {torch.__version__}, device: {models.default_device()}; "
           f"assets: {mode}, in {assets.asset_root()}")
-    alexnet = imagenet.load_model("alexnet")
-    vgg16 = imagenet.load_model("vgg16") if with_vgg else None
-    photos = imagenet.load_photos(tuple(imagenet.PHOTOS)).to(next(alexnet.parameters()).device)
+    with _offline_hint():
+        alexnet = imagenet.load_model("alexnet")
+        vgg16 = imagenet.load_model("vgg16") if with_vgg else None
+        photos = imagenet.load_photos(tuple(imagenet.PHOTOS)).to(next(alexnet.parameters()).device)
     loaded = "AlexNet and VGG-16" if with_vgg else "AlexNet"
     print(f"{loaded} on {photos.device}; photos {', '.join(imagenet.PHOTOS)}: {tuple(photos.shape)}")
     return alexnet, vgg16, photos
+
+
+def standin_note(what: str) -> None:
+    """On the stand-in only: print that ``what`` (an output above) is no evidence about a trained model."""
+    if assets.standin_active():
+        print(f"STAND-IN: {what}: from an untrained network on synthetic images, no evidence for the "
+              "questions (answer them from a run on the real model).")
+
+
+@contextmanager
+def _offline_hint():
+    """Write the stand-in first when it is asked for and missing; add :data:`OFFLINE_HINT` to a
+    ``MissingAssetError`` for the real files."""
+    if assets.standin_requested():
+        from student_src import fetch
+
+        fetch.ensure_standin()
+    try:
+        yield
+    except assets.MissingAssetError as error:
+        if assets.standin_requested():
+            raise
+        raise assets.MissingAssetError(f"{error}\n{OFFLINE_HINT}") from None
 
 
 def _prepare(seed: int) -> None:

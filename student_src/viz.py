@@ -4,21 +4,25 @@ Every function returns the matplotlib ``Figure`` it drew (so tests and the figur
 save it) and stamps it with a red banner when the untrained stand-in is in use. Images are
 float arrays (H, W, 3) in [0, 1] (see :func:`student_src.data.denormalize`) or 2-D maps.
 
-Every heatmap and feature-map grid carries a colour bar that says what its colours mean and
-whether the maps share one scale or each has its own.
+Every heatmap, saliency, attribution and feature-map panel carries a colour bar that states its
+true scale (:mod:`student_src.colour_keys`: a normalised 0..1 key only for maps that are
+normalised, the real range otherwise, a diverging key centred at 0 for signed maps), and says
+whether the maps share one scale or each has its own. Legends go beside the data
+(:func:`legend_outside`), never over it.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib import colormaps
 
-from student_src import assets
+from student_src import assets, colour_keys
+from student_src.colour_keys import Key
 
 
 def _numpy(array) -> np.ndarray:
@@ -84,58 +88,69 @@ def resize_map(heatmap, size: tuple[int, int]) -> np.ndarray:
     return resized[0, 0].numpy()
 
 
-def overlay_heatmap(image, heatmap, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """Blend a [0, 1] heatmap (h, w) over an image (H, W, 3) in [0, 1]: ``(1 - a) image + a cmap(map)``.
+def overlay_heatmap(image, heatmap, alpha: float = 0.5, key: Key | None = None) -> np.ndarray:
+    """Blend a heatmap (h, w) over an image (H, W, 3) in [0, 1]: ``(1 - a) image + a colours(map)``.
 
-    The heatmap is resized to the image (bilinear) and clipped to [0, 1] first.
+    The heatmap is resized to the image (bilinear) and coloured on ``key``'s scale (default
+    :func:`colour_keys.normalised`: 0 .. 1, jet); values outside the key's limits get its end colours.
     """
     image = _numpy(image).astype(np.float32)
-    heatmap = np.clip(resize_map(heatmap, image.shape[:2]), 0.0, 1.0)
-    colored = colormaps[cmap](heatmap)[..., :3]
+    key = colour_keys.normalised() if key is None else key
+    colored = key.colors(resize_map(heatmap, image.shape[:2]))
     return np.clip((1 - alpha) * image + alpha * colored, 0.0, 1.0)
 
 
-def add_heatmap_key(fig: plt.Figure, axes, label: str, cmap: str = "jet"):
-    """A colour bar beside ``axes`` that explains an overlay's colours (:func:`overlay_heatmap`):
-    0 = no evidence, 1 = the strongest in the map; ``label`` says how the maps were scaled."""
-    key = plt.cm.ScalarMappable(norm=plt.Normalize(0.0, 1.0), cmap=cmap)
-    rows = np.atleast_2d(np.asarray(axes, dtype=object)).shape[0]
-    bar = fig.colorbar(key, ax=axes, shrink=min(0.8, 0.3 + 0.15 * rows), label=label)
-    bar.set_ticks([0.0, 0.5, 1.0], labels=["0: none", "0.5", "1: strongest"])
-    return bar
+@dataclass
+class Column:
+    """One column of :func:`show_explanations`: a panel per image, and the key of its colours.
+
+    ``values``: maps (N, h, w), or RGB pictures (N, H, W, 3) such as ``gradient_to_image``'s.
+    ``overlay=True``: the maps are blended over the images (:func:`overlay_heatmap`); ``False``:
+    drawn on their own (2-D maps with the key's colormap and limits; pictures as they are).
+    """
+
+    values: object
+    key: Key
+    overlay: bool = True
 
 
-def show_grid(images, titles=None, ncols: int = 5, cmap: str | None = None, suptitle: str | None = None,
-              cell_size: float = 2.2, vmin=None, vmax=None, colorbar: str | None = None,
-              heatmap_key: str | None = None) -> plt.Figure:
-    """Show images (a list of (H, W, 3) or (H, W) arrays) in a grid with one title each, axes off.
+def _panel_figure(nrows: int, ncols: int, cell_width: float, row_height: float, n_keys: int):
+    """A constrained-layout grid of panels with room on the right for ``n_keys`` colour bars."""
+    return plt.subplots(nrows, ncols, layout="constrained", squeeze=False,
+                        figsize=(cell_width * ncols + 1.0 * n_keys, row_height * nrows + 0.5))
 
-    ``colorbar``: a label for one colour bar shared by all panels (2-D maps on one scale, given
-    by ``vmin``/``vmax`` or the maps' overall range); ``None`` draws none (colour images).
-    ``heatmap_key``: a label for the key of the heatmap overlays among the panels
-    (:func:`add_heatmap_key`; say how the maps were scaled).
+
+def show_grid(images, titles=None, ncols: int = 5, suptitle: str | None = None, cell_size: float = 2.2,
+              key: Key | None = None) -> plt.Figure:
+    """Show images (a list of (H, W, 3) photos or (H, W) maps) in a grid with one title each, axes off.
+
+    2-D maps are drawn on ``key``'s scale (:mod:`student_src.colour_keys`: its colormap and
+    limits), with one colour bar for all of them; a grid of 2-D maps without a key is refused,
+    since its colours would mean nothing. Colour images are photos and need no key.
     """
     images = [_numpy(image) for image in images]
+    if key is None and any(image.ndim == 2 for image in images):
+        raise ValueError("show_grid: 2-D maps need a key (student_src.colour_keys) that says what their colours mean")
     ncols = max(1, min(ncols, len(images)))
     nrows = max(1, -(-len(images) // ncols))
-    title_room = 0.35 if titles is not None else 0.0
-    if colorbar is not None:
-        vmin = min(float(np.min(image)) for image in images) if vmin is None else vmin
-        vmax = max(float(np.max(image)) for image in images) if vmax is None else vmax
-    fig, axes = plt.subplots(nrows, ncols, layout="constrained", squeeze=False,
-                             figsize=(cell_size * ncols + (0.9 if colorbar or heatmap_key else 0.0),
-                                      (cell_size + title_room) * nrows + 0.6))
-    shown = None
+    row_height = cell_size + (0.35 if titles is not None else 0.0)
+    fig, axes = _panel_figure(nrows, ncols, cell_size, row_height, 0 if key is None else 1)
+    keyed = []
     for position, ax in enumerate(axes.flat):
         ax.axis("off")
         if position < len(images):
-            shown = ax.imshow(images[position], cmap=cmap, vmin=vmin, vmax=vmax)
+            image = images[position]
+            if image.ndim == 2:
+                key.check(image[None], f"panel {position}")
+                ax.imshow(image, cmap=key.cmap, vmin=key.vmin, vmax=key.vmax)
+                keyed.append(ax)
+            else:
+                ax.imshow(image)
+                ax.set_label(colour_keys.PHOTO)
             if titles is not None:
                 ax.set_title(titles[position], fontsize=8)
-    if colorbar is not None and shown is not None:
-        fig.colorbar(shown, ax=axes, shrink=min(0.9, 0.35 + 0.2 * nrows), label=colorbar)
-    if heatmap_key is not None:
-        add_heatmap_key(fig, axes, heatmap_key)
+    if keyed:
+        colour_keys.add_key(fig, keyed, key, row_height * nrows)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return stamp_standin(fig)
@@ -159,7 +174,9 @@ def show_feature_maps(activation, channels=None, n_channels: int = 16, ncols: in
     titles = [f"ch {c}  mean {activation[c].mean():.2f}" for c in channels]
     if shared_scale:
         scale_note = "one colour scale for all channels"
-        return show_grid(maps, titles, ncols=ncols, cmap="viridis", cell_size=1.6, colorbar="activation",
+        low, high = float(min(m.min() for m in maps)), float(max(m.max() for m in maps))
+        key = Key("activation", low, high if high > low else low + 1.0, "viridis")
+        return show_grid(maps, titles, ncols=ncols, cell_size=1.6, key=key,
                          suptitle=f"{title} ({scale_note})" if title else scale_note)
     ncols = max(1, min(ncols, len(maps)))
     nrows = max(1, -(-len(maps) // ncols))
@@ -170,6 +187,7 @@ def show_feature_maps(activation, channels=None, n_channels: int = 16, ncols: in
         if position < len(maps):
             shown = ax.imshow(maps[position], cmap="viridis")
             ax.set_title(titles[position], fontsize=8)
+            ax.set_label(colour_keys.KEYED + f"channel {channels[position]}'s own scale")
             bar = fig.colorbar(shown, ax=ax, fraction=0.08, pad=0.02)
             bar.set_ticks([float(maps[position].min()), float(maps[position].max())])
             bar.ax.tick_params(labelsize=6)
@@ -180,33 +198,59 @@ def show_feature_maps(activation, channels=None, n_channels: int = 16, ncols: in
 
 
 def show_explanations(images, maps_by_method: dict, titles=None, alpha: float = 0.5,
-                      suptitle: str | None = None, cmap: str = "jet",
-                      scale: str = "each map min-max scaled to [0, 1] on its own") -> plt.Figure:
-    """One row per image: the image, then each method's map overlaid; columns titled by method.
+                      suptitle: str | None = None, key: Key | None = None) -> plt.Figure:
+    """One row per image: the image, then one panel per method; columns titled by method.
 
-    ``images`` is (N, H, W, 3) in [0, 1]; ``maps_by_method`` maps a method name to maps (N, h, w)
-    in [0, 1]. ``titles`` (one per image) go on the first column. One colour bar explains the
-    overlay's colours; ``scale`` says how the maps were scaled (it labels the colour bar: say
-    "one scale for all maps" when they share one).
+    ``images`` is (N, H, W, 3) in [0, 1]. Each value of ``maps_by_method`` is either maps
+    (N, h, w), laid over the images and explained by ``key`` (default
+    :func:`colour_keys.normalised`: each map min-max scaled to [0, 1]), or a :class:`Column` with
+    its own key (maps on their real scale, signed maps, gradient pictures). Every distinct key gets
+    one colour bar, to the right, beside the columns it explains; a column whose values do not
+    fit its key is refused (:meth:`Key.check`), so no key misstates a scale. ``titles`` (one per
+    image) go on the first column.
     """
     images = _numpy(images)
-    methods = list(maps_by_method)
+    default_key = colour_keys.normalised() if key is None else key
+    columns = {method: value if isinstance(value, Column) else Column(value, default_key)
+               for method, value in maps_by_method.items()}
+    keys = list(dict.fromkeys(column.key for column in columns.values()))
     # Room for the tallest title (multi-line titles would otherwise run into the row above).
-    title_lines = max(str(title).count("\n") + 1 for title in [*methods, *(titles if titles is not None else [])])
+    title_lines = max(str(title).count("\n") + 1 for title in [*columns, *(titles if titles is not None else [])])
     row_height = 2.0 + 0.16 * title_lines
-    # Constrained layout keeps every title clear of the row above (tight_layout lets them touch
-    # when the images fill the width).
-    fig, axes = plt.subplots(len(images), len(methods) + 1, layout="constrained", squeeze=False,
-                             figsize=(2.0 * (len(methods) + 1) + 1.0, row_height * len(images) + 0.4))
+    fig, axes = _panel_figure(len(images), len(columns) + 1, 2.0, row_height, len(keys))
     for row, image in enumerate(images):
         axes[row, 0].imshow(image)
+        axes[row, 0].set_label(colour_keys.PHOTO)
         axes[row, 0].set_title(titles[row] if titles is not None else "image", fontsize=8)
-        for column, method in enumerate(methods, start=1):
-            axes[row, column].imshow(overlay_heatmap(image, _numpy(maps_by_method[method])[row], alpha, cmap))
-            axes[row, column].set_title(method, fontsize=8)
+    for column_index, (method, column) in enumerate(columns.items(), start=1):
+        values = _numpy(column.values)
+        if values.ndim == 3:  # maps; pictures (N, H, W, 3) are already colours
+            column.key.check(values, f"column {method!r}")
+        elif column.overlay:
+            raise ValueError(f"column {method!r}: only maps (N, h, w) can be laid over the images")
+        for row, image in enumerate(images):
+            ax = axes[row, column_index]
+            if column.overlay:
+                ax.imshow(overlay_heatmap(image, values[row], alpha, column.key))
+            elif values.ndim == 3:
+                ax.imshow(values[row], cmap=column.key.cmap, vmin=column.key.vmin, vmax=column.key.vmax)
+            else:
+                ax.imshow(values[row])
+            ax.set_title(method, fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    add_heatmap_key(fig, axes[:, 1:], f"heatmap ({scale})", cmap)
+    for shown_key in keys:
+        keyed = [index for index, column in enumerate(columns.values(), start=1) if column.key == shown_key]
+        colour_keys.add_key(fig, axes[:, keyed], shown_key, row_height * len(images))
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return stamp_standin(fig)
+
+
+def legend_outside(ax, **kwargs):
+    """The legend of ``ax`` to the right of its plotting area, where it can cover no data.
+
+    Use it in figures with a layout engine (``layout="constrained"``), which makes room for it.
+    """
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                     fontsize=kwargs.pop("fontsize", 8), **kwargs)

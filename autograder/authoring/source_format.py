@@ -34,6 +34,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.authoring import stated_times
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("markdown", "code", "locked", "solution", "tests", "answer")
 HEADER = re.compile(r"^# %%\s*\[(?P<kind>\w+)\](?P<attributes>.*)$")
@@ -231,7 +233,8 @@ def build_notebook(source_path: Path, repository: str | None = None, ref: str | 
     notebook.metadata = {"kernelspec": dict(KERNELSPEC),
                          "language_info": {"name": "python"}}
     seen_ids = set()
-    for position, cell in enumerate(parse_cells(source_path.read_text(), filename)):
+    text = stated_times.fill(source_path.read_text(), source_path.stem)  # run times from the benchmark
+    for position, cell in enumerate(parse_cells(text, filename)):
         cell_id = cell.attributes.get("id", f"{source_path.stem}-{position:02d}")
         if cell_id in seen_ids:
             raise SourceError(f"{filename}:{cell.line_number}: duplicate cell id {cell_id!r}")

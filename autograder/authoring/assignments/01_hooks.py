@@ -15,8 +15,17 @@
 # `layer1` to `layer4` respond to and compare classes (Part 3); answer three questions (Part 4).
 #
 # **Time:** about 2 hours: 45 minutes for the two functions, 30 for exploring the figures, 45
-# for the written answers. Running the notebook takes about 3 minutes on a laptop CPU, nearly
-# all of it the accuracy on the whole test split (Part 1.1 has a switch for a quicker run).
+# for the written answers. Running the whole notebook takes at most {{runtime}} on a 2-core CPU, of which
+# {{runtime fig_accuracy_per_class}} is the accuracy on the whole test split (Part 1.1 has a switch
+# for a quicker run). (Measured with the untrained stand-in, which does the same work as the real
+# model: `benchmarks/bench_student_notebooks.py`.)
+#
+# **Offline:** `python -m student_src.fetch` downloads the model and CIFAR-10 once. Without them
+# (no network), start Jupyter with `XAI_KIT_STANDIN=1` (`XAI_KIT_STANDIN=1 jupyter lab`): the
+# notebook then runs on an untrained stand-in (random weights, synthetic images) and every figure
+# says so. Your functions and their checks work the same; what the stand-in cannot show is what a
+# trained model does: its accuracy is chance (about 10%), its mistakes and its channels mean
+# nothing, so Question 4.1 needs the real model.
 #
 # **Grading:** the cells marked with points are graded automatically (some checks are hidden:
 # they try other layers, inputs and models) or by your instructor (written answers). Do not
@@ -48,13 +57,12 @@ print(model)
 # %% [markdown]
 # ### 1.1 Baseline accuracy
 # The cell below classifies the test split and reports the accuracy overall and per class.
-# All 10 000 images take about 3 minutes on a laptop CPU (a few seconds on a GPU): set
-# `N_IMAGES = 2000` for a first run (about 30 s), and back to 10 000 for your answers. The
-# autograder always uses a fixed subset of 256 images, to keep grading fast. The cells below
-# reuse these predictions.
+# All 10 000 images take at most {{runtime fig_accuracy_per_class}} on a 2-core CPU: set `N_IMAGES = 2000`
+# for a quicker first run, and back to 10 000 for your answers. The autograder always uses a fixed
+# subset of 256 images, to keep grading fast. The cells below reuse these predictions.
 
 # %% [code] id=fig_accuracy_per_class
-N_IMAGES = 10_000  # the whole test split: about 3 minutes on a CPU; 2000 for a quick first run
+N_IMAGES = 10_000  # the whole test split; 2000 for a quicker first run
 eval_indices = data.evaluation_indices(test_set)
 if len(eval_indices) > N_IMAGES:
     eval_indices = data.subset_indices(N_IMAGES, len(test_set), seed=0)
@@ -63,6 +71,7 @@ confidences, predictions = probabilities.max(dim=1)
 labels = test_set.labels[eval_indices]
 accuracy = float((predictions.numpy() == labels).mean())
 print(f"Test accuracy on {len(eval_indices)} images: {100 * accuracy:.2f}%")
+session.standin_note("this accuracy and the figures of Part 1")
 
 class_accuracy = data.per_class_accuracy(predictions.numpy(), labels)
 fig, ax = plt.subplots(figsize=(8, 3))
@@ -262,12 +271,14 @@ for class_name in ("cat", "dog"):
     class_index = CLASSES.index(class_name)
     _, channels = top_channels(model, "layer4", images_of_class(class_index), k=5)
     print(f"{class_name:>5}: top layer4 channels per image: {channels.tolist()}")
+session.standin_note("these channels")
 
 # %% [markdown]
 # ## Part 4: questions
 #
 # **Question 4.1 (3 points).** Compare the feature maps of `layer1` and `layer4` in Part 3.1:
 # what do early channels respond to, and what do late channels respond to? Point to what you saw.
+# (This needs the real model: the stand-in's channels respond to nothing learned.)
 
 # %% [answer] id=q_early_late points=3
 # Early channels (layer1, 32x32) respond to local, low-level patterns: edges of a given

@@ -26,8 +26,16 @@
 #
 # **Time:** about 4 hours: 2 to 2.5 for Part 1 (the first function is the hard one), 30 minutes
 # for Part 5's function, 1 to 1.5 for the figures and the written answers. Running the whole
-# notebook takes about a minute on a laptop CPU (the optional ScoreCAM, switched off by default,
-# adds about 25 s per image).
+# notebook takes at most {{runtime}} on a 2-core CPU (measured with the untrained stand-in, which does the
+# same work as the real model: `benchmarks/bench_student_notebooks.py`), without the optional
+# ScoreCAM of Part 7, which is switched off by default.
+#
+# **Offline:** `python -m student_src.fetch` downloads the model and CIFAR-10 once. Without them
+# (no network), start Jupyter with `XAI_KIT_STANDIN=1` (`XAI_KIT_STANDIN=1 jupyter lab`): the
+# notebook then runs on an untrained stand-in (random weights, synthetic images) and every figure
+# says so. Part 1 (your functions and their checks) works the same; what the stand-in cannot show
+# is where a trained model finds evidence: Questions 2.1, 3.1, 4.1, 5.1 and 6.1 need the real
+# model (2.2 and 6.2 do not).
 #
 # **Grading:** the cells marked with points are graded automatically (some checks are hidden:
 # they try other layers, targets, batch sizes and a tiny network whose map is computed by hand)
@@ -42,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student_src import checks, data, library_cams, models, session, viz
+from student_src import checks, colour_keys, data, library_cams, models, session, viz
 
 model, test_set = session.start()  # silences library warnings, seeds, loads model and data
 DEVICE = next(model.parameters()).device
@@ -401,7 +409,8 @@ hidden.run("a02_gradcam", "check_grad_cam_side_effects", grad_cam)
 # ## Part 2: layers
 #
 # The cells below use *your* `grad_cam`. They pick test images once (1000 when you run the
-# notebook, a few seconds on a CPU; 64 under the autograder), classify them, and show a handful.
+# notebook, at most {{runtime explore_setup}} on a 2-core CPU; 64 under the autograder), classify them, and
+# show a handful.
 
 # %% [code] id=explore_setup
 N_SHOW = 2 if GRADING else 4  # images per figure
@@ -459,6 +468,7 @@ plt.show()
 # %% [markdown]
 # **Question 2.1 (2 points).** Why is the `layer4` map so coarse, and what do the `layer2` and
 # `layer3` maps show that `layer4` does not? Which layer would you use to explain the class, and why?
+# (Needs the real model for what the maps show; the resolution argument holds on any model.)
 
 # %% [answer] id=q_layers points=2
 # `layer4` has a 4x4 grid for a 32x32 image (stride 8): each of its 16 positions summarises an
@@ -537,7 +547,7 @@ viz.show_explanations(images_pair, class_maps, pair_titles,
 plt.show()
 
 # %% [markdown]
-# **Question 3.1 (2 points).** Is Grad-CAM class-discriminative on this model? Compare the maps
+# **Question 3.1 (2 points, needs the real model).** Is Grad-CAM class-discriminative on this model? Compare the maps
 # of the two classes on the same image (and the correlations printed above), for the pair you
 # chose and for cat vs dog. When do the maps look alike, and what does that tell you?
 
@@ -578,7 +588,7 @@ for correct in (True, False):
     plt.show()
 
 # %% [markdown]
-# **Question 4.1 (2 points).** What patterns do you see in the correct and in the wrong
+# **Question 4.1 (2 points, needs the real model).** What patterns do you see in the correct and in the wrong
 # predictions? For the wrong ones: does the map for the predicted class point at something that
 # explains the mistake, and where does the map for the true class look?
 
@@ -692,16 +702,20 @@ for layer_name in ("layer4", "layer3"):
     unscaled = variant_maps["no normalisation\n(one scale, all rows)"]
     print(f"{layer_name}: largest raw value per image (without normalisation):",
           ", ".join(f"{value:.3g}" for value in unscaled.amax(dim=(1, 2)).tolist()))
-    variant_maps["no normalisation\n(one scale, all rows)"] = unscaled / unscaled.max().clamp(min=1e-12)
     for name in ("no ReLU", "normalised once,\nafter upsampling", "max-pooled\ngradients"):
         difference = (variant_maps[name] - variant_maps["standard"]).abs().max().item()
         print(f"{layer_name}: {name.replace(chr(10), ' ')}: largest difference to the standard map {difference:.2e}")
-    viz.show_explanations(images_show, variant_maps, titles_show, suptitle=f"Design choices of Grad-CAM at {layer_name}",
-                          scale="each map on its own, except 'no normalisation': one scale for all rows")
+    # The raw maps keep their real values, on one key of their own; the other columns are min-max scaled.
+    variant_maps["no normalisation\n(one scale, all rows)"] = viz.Column(
+        unscaled, colour_keys.real_range(unscaled, f"raw Grad-CAM value at {layer_name}"))
+    viz.show_explanations(images_show, variant_maps, titles_show, suptitle=f"Design choices of Grad-CAM at {layer_name}")
     plt.show()
+session.standin_note("these maxima and differences (a 0.00e+00 included: the untrained network's maps "
+                     "need not have the negative parts or spikes a trained one has)")
 
 # %% [markdown]
-# **Question 5.1 (3 points).** For each of the four changes, say what you see and why it
+# **Question 5.1 (3 points, needs the real model for what you see; the reasons hold on any
+# model).** For each of the four changes, say what you see and why it
 # happens: why is the ReLU there, what does the per-image normalisation hide, why does the
 # moment of normalising (almost) not matter, and why does max-pooling the gradients change
 # nothing at `layer4` but change the map at `layer3`?
@@ -731,7 +745,7 @@ for layer_name in ("layer4", "layer3"):
 # %% [markdown]
 # ## Part 6: what Grad-CAM tells you
 #
-# **Question 6.1 (2 points).** What do the maps of Parts 2 to 4 tell you about *this model*:
+# **Question 6.1 (2 points, needs the real model).** What do the maps of Parts 2 to 4 tell you about *this model*:
 # what does it rely on, and is there any sign of shortcuts (background, context, borders)? A
 # classmate looks at one misclassified image whose map covers the sky and concludes "the model
 # classifies by the background". What in this notebook supports or contradicts that, and what
@@ -785,17 +799,23 @@ for layer_name in ("layer4", "layer3"):
 # image with each upsampled channel and weights the channel by the class score of the masked
 # image: one forward pass per channel, 512 per image at `layer4`.
 #
-# **Time:** without ScoreCAM the cell takes a few seconds. ScoreCAM takes about 25 s per image
-# on a 2-core CPU (76 s for the 3 images here; a GPU needs about a second): set
-# `RUN_SCORECAM = True` when you want to see it. The autograder never runs it.
+# **Time:** without ScoreCAM the cell takes at most {{runtime fig_library_methods}} on a 2-core CPU.
+# ScoreCAM runs 512 forward passes per image (1536 for the 3 images here), far more than the
+# rest of the notebook on a CPU: set `RUN_SCORECAM = True` when you want to see it; the cell then
+# prints how long it took. The autograder never runs it.
 
 # %% [code] id=fig_library_methods
-RUN_SCORECAM = False  # True adds ScoreCAM: about 25 s per image on a CPU
+import time
+
+RUN_SCORECAM = False  # True adds ScoreCAM: 512 forward passes per image
 x_methods, images_methods, titles_methods = x_show[:3], images_show[:3], titles_show[:3]
 methods = ["GradCAM++", "XGradCAM", "HiResCAM", "EigenCAM"] + (["ScoreCAM"] if RUN_SCORECAM and not GRADING else [])
 method_maps = {"Grad-CAM (yours)": grad_cam(model, "layer4", x_methods)}
 for method in methods:
+    started = time.perf_counter()
     method_maps[method] = library_cams.library_cam(method, model, "layer4", x_methods, batch_size=64)
+    if method == "ScoreCAM":
+        print(f"ScoreCAM: {time.perf_counter() - started:.1f} s for {len(x_methods)} images")
 viz.show_explanations(images_methods, method_maps, titles_methods, suptitle="pytorch-grad-cam's methods at layer4")
 plt.show()
 

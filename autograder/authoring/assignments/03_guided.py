@@ -20,6 +20,17 @@
 # measure how much each depends on the class, and look at right and wrong predictions (Part 4);
 # answer four questions (Part 5).
 #
+# **Time:** running the whole notebook takes at most {{runtime}} on a 2-core CPU (measured with the
+# untrained stand-in, which does the same work as the real model:
+# `benchmarks/bench_student_notebooks.py`).
+#
+# **Offline:** `python -m student_src.fetch` downloads the model and CIFAR-10 once. Without them
+# (no network), start Jupyter with `XAI_KIT_STANDIN=1` (`XAI_KIT_STANDIN=1 jupyter lab`): the
+# notebook then runs on an untrained stand-in (random weights, synthetic images) and every figure
+# says so. Parts 1 to 3 (your functions and their checks) work the same; what the stand-in cannot
+# show is what a trained model's explanations look like: Questions 5.2 and 5.4 need the real model
+# (5.1 and 5.3 can be argued from the methods).
+#
 # **Grading:** the cells marked with points are graded automatically (some checks are hidden:
 # they try other models, inputs and targets) or by your instructor (written answers). Do not
 # delete or copy cells; write your code where it says `YOUR CODE HERE`. Before you hand in,
@@ -34,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student_src import checks, data, library_cams, models, session, viz
+from student_src import checks, colour_keys, data, library_cams, models, session, viz
 
 model, test_set = session.start()  # silences library warnings, seeds, loads model and data
 DEVICE = next(model.parameters()).device
@@ -452,14 +463,14 @@ guided_some = guided_backprop(model, x_some, targets_some)
 cams_some = grad_cam(model, CAM_LAYER, x_some, targets=targets_some).detach().cpu()
 guided_cam_some = guided_grad_cam(model, CAM_LAYER, x_some, targets_some)
 
-panels, titles = [], []
-for i, position in enumerate(positions):
-    panels += [images_some[i], saliency_some[i], gradient_to_image(guided_some[i]),
-               viz.overlay_heatmap(images_some[i], cams_some[i]), gradient_to_image(guided_cam_some[i])]
-    titles += [title_of(position), "vanilla gradient\n(saliency, max |dS/dx|)", "guided backprop",
-               f"Grad-CAM ({CAM_LAYER})", "Guided Grad-CAM"]
-viz.show_grid(panels, titles, ncols=5, cmap="gray", suptitle="Four explanations of the predicted class",
-              heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
+SALIENCY_KEY = colour_keys.normalised("each map divided by its maximum", what="saliency max |dS/dx|", cmap="gray")
+PICTURE_KEY = colour_keys.gradient_pictures("guided gradient")  # gradient_to_image's pictures
+viz.show_explanations(images_some, {
+    "vanilla gradient\n(saliency, max |dS/dx|)": viz.Column(saliency_some, SALIENCY_KEY, overlay=False),
+    "guided backprop": viz.Column(gradient_to_image(guided_some), PICTURE_KEY, overlay=False),
+    f"Grad-CAM ({CAM_LAYER})": cams_some,
+    "Guided Grad-CAM": viz.Column(gradient_to_image(guided_cam_some), PICTURE_KEY, overlay=False),
+}, [title_of(position) for position in positions], suptitle="Four explanations of the predicted class")
 plt.show()
 
 # %% [markdown]
@@ -473,18 +484,16 @@ x_one = test_set.batch(pool[[position]])[0].to(DEVICE)
 image_one = data.denormalize(x_one)[0]
 first_class, second_class = probabilities[position].topk(2).indices.tolist()
 
-panels, titles = [image_one], [title_of(position)]
-for target in (first_class, second_class):
-    cam_one = grad_cam(model, CAM_LAYER, x_one, targets=[target]).detach().cpu()[0]
-    panels += [viz.overlay_heatmap(image_one, cam_one),
-               gradient_to_image(guided_backprop(model, x_one, [target])[0]),
-               gradient_to_image(guided_grad_cam(model, CAM_LAYER, x_one, [target])[0])]
-    name = f"{CLASSES[target]} ({100 * float(probabilities[position, target]):.0f}%)"
-    titles += [f"Grad-CAM: {name}", f"guided backprop: {name}", f"Guided Grad-CAM: {name}"]
-panels.insert(4, np.ones_like(image_one))  # an empty panel under the image
-titles.insert(4, "")
-viz.show_grid(panels, titles, ncols=4, suptitle="The same image explained for two classes",
-              heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
+targets_one = [first_class, second_class]  # one row per class, the same image in both
+x_twice, images_twice = x_one.repeat(2, 1, 1, 1), np.stack([image_one, image_one])
+viz.show_explanations(images_twice, {
+    "Grad-CAM": grad_cam(model, CAM_LAYER, x_twice, targets=targets_one).detach().cpu(),
+    "guided backprop": viz.Column(gradient_to_image(guided_backprop(model, x_twice, targets_one)), PICTURE_KEY,
+                                  overlay=False),
+    "Guided Grad-CAM": viz.Column(gradient_to_image(guided_grad_cam(model, CAM_LAYER, x_twice, targets_one)),
+                                  PICTURE_KEY, overlay=False),
+}, [f"{title_of(position)}\nexplained: {CLASSES[target]} ({100 * float(probabilities[position, target]):.0f}%)"
+    for target in targets_one], suptitle="The same image explained for two classes (one row each)")
 plt.show()
 
 # %% [markdown]
@@ -525,7 +534,7 @@ for row, position in enumerate(positions):
 means = "  ".join(f"{float(p.mean()):>13.2f}{float(s.mean()):>9.2f}" for p, s in correlations.values())
 print(f"{'mean':>5}  {'':>10}  {'':>10}  {means}")
 
-fig, ax = plt.subplots(figsize=(8, 3))
+fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
 width = 0.8 / len(methods)
 for k, (method, (pearson_values, _)) in enumerate(correlations.items()):
     ax.bar(np.arange(len(positions)) + (k - 1) * width, pearson_values.numpy(), width, label=method)
@@ -535,10 +544,10 @@ ax.set_xlabel("image")
 ax.set_ylabel("Pearson correlation")
 ax.set_ylim(-1, 1.05)
 ax.set_title("Explanation for the 1st class vs the 2nd class: correlation per image")
-ax.legend(fontsize=8, loc="lower right")
-fig.tight_layout(rect=(0, 0.05, 1, 1))
+viz.legend_outside(ax)
 viz.stamp_standin(fig)
 plt.show()
+session.standin_note("these correlations")
 
 # %% [markdown]
 # ### 4.3 Right and wrong predictions
@@ -552,35 +561,24 @@ right = data.select_examples(predictions.numpy(), labels, n_each, correct=True, 
 wrong = data.select_examples(predictions.numpy(), labels, n_each, correct=False, seed=1)
 
 
-def explanation_panels(chosen, targets_by_name):
+def show_evidence(chosen, targets_by_name, suptitle):
     """One row per image: the image, then Grad-CAM and Guided Grad-CAM for each named list of targets."""
     x_chosen = test_set.batch(pool[chosen])[0].to(DEVICE)
-    images_chosen = data.denormalize(x_chosen)
-    explained = {}
+    columns = {}
     for name, targets in targets_by_name.items():
-        cams = grad_cam(model, CAM_LAYER, x_chosen, targets=targets).detach().cpu()
-        explained[name] = (targets, cams, gradient_to_image(guided_grad_cam(model, CAM_LAYER, x_chosen, targets)))
-    panels, titles = [], []
-    for i, position in enumerate(chosen):
-        panels.append(images_chosen[i])
-        titles.append(title_of(position))
-        for name, (targets, cams, pictures) in explained.items():
-            panels += [viz.overlay_heatmap(images_chosen[i], cams[i]), pictures[i]]
-            titles += [f"Grad-CAM\n{name}: {CLASSES[targets[i]]}", f"Guided Grad-CAM\n{name}: {CLASSES[targets[i]]}"]
-    return panels, titles, 1 + 2 * len(targets_by_name)
+        columns[f"Grad-CAM\n{name} class"] = grad_cam(model, CAM_LAYER, x_chosen, targets=targets).detach().cpu()
+        columns[f"Guided Grad-CAM\n{name} class"] = viz.Column(
+            gradient_to_image(guided_grad_cam(model, CAM_LAYER, x_chosen, targets)), PICTURE_KEY, overlay=False)
+    viz.show_explanations(data.denormalize(x_chosen), columns, [title_of(position) for position in chosen],
+                          suptitle=suptitle)
+    plt.show()
 
 
 if len(right):
-    panels, titles, ncols = explanation_panels(right, {"predicted": predictions[right].tolist()})
-    viz.show_grid(panels, titles, ncols=ncols, suptitle="Correctly classified",
-                  heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
-    plt.show()
+    show_evidence(right, {"predicted": predictions[right].tolist()}, "Correctly classified")
 if len(wrong):
-    panels, titles, ncols = explanation_panels(wrong, {"predicted": predictions[wrong].tolist(),
-                                                       "true": [int(label) for label in labels[wrong]]})
-    viz.show_grid(panels, titles, ncols=ncols, suptitle="Misclassified: evidence for the predicted and the true class",
-                  heatmap_key="Grad-CAM overlay (each map scaled to [0, 1] on its own)")
-    plt.show()
+    show_evidence(wrong, {"predicted": predictions[wrong].tolist(), "true": [int(label) for label in labels[wrong]]},
+                  "Misclassified: evidence for the predicted and the true class")
 
 # %% [markdown]
 # ## Part 5: questions
@@ -604,7 +602,7 @@ if len(wrong):
 #   follow the image's edges
 
 # %% [markdown]
-# **Question 5.2 (2 points).** Report the mean correlations of Part 4.2 for the three methods.
+# **Question 5.2 (2 points, needs the real model).** Report the mean correlations of Part 4.2 for the three methods.
 # Why does guided backpropagation give almost the same picture for two different classes, and
 # why does Guided Grad-CAM not?
 
@@ -624,29 +622,34 @@ if len(wrong):
 
 # %% [markdown]
 # **Question 5.3 (3 points).** Sharp pictures are convincing. Why is that sharpness *not*
-# evidence that guided backpropagation (or Guided Grad-CAM) shows what the model relies on? Cite
-# the result of the sanity checks of Adebayo et al. (2018), which Assignment 4 reproduces.
+# evidence that guided backpropagation (or Guided Grad-CAM) shows what the model relies on?
+# Argue from this notebook: what makes the guided pictures sharp (Question 5.1), and how much
+# they change when you ask about another class (Part 4.2). Then describe an experiment, with the
+# tools of this notebook, that would show whether the pictures depend on the model's learned
+# weights at all, and what result would make you distrust them.
 
 # %% [answer] id=q_faithfulness points=3
-# Sharpness comes from the method (the forward masks reconstruct edges, Question 5.1), not from
-# the model's reasoning: a method that only reproduced the input's edges would look just as
-# sharp. Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018,
-# https://arxiv.org/abs/1810.03292) randomise the model's weights layer by layer from the top
-# (cascading randomisation) and find that guided backpropagation, and Guided Grad-CAM through
-# it, barely change: the maps of a model whose decision layers are random look like those of the
-# trained one, and they resemble an edge detector applied to the image. An explanation that does
-# not depend on the parameters cannot tell us what the model learned. Gradients and Grad-CAM do
-# change. (The untrained stand-in model of this kit already gives sharp guided pictures.)
-# Assignment 4 runs this test.
-# RUBRIC: 1 point: sharpness comes from the method (edge reconstruction), not from what the model
-#   uses
-# RUBRIC: 1 point: cites Adebayo et al. (2018): with randomised weights guided backprop barely
-#   changes
-# RUBRIC: 1 point: concludes that a map independent of the parameters cannot explain what the
-#   model learned
+# Sharpness comes from the method, not from the model's reasoning: the guided rule drops every
+# negative gradient and lets the forward masks [x > 0] decide where anything passes, and those
+# masks follow the image's own edges (Question 5.1), so the picture is close to a reconstruction
+# of the input. Part 4.2 shows the same thing from the other side: guided backpropagation gives
+# nearly the same picture for the first and the second class (correlation close to 1), so it
+# says little about what the model uses for *this* class. The experiment: make a copy of the
+# model, re-initialise its weights (all of them, or layer by layer from `fc` down) and run
+# `guided_backprop` on the same images; compare the pictures with the trained model's (e.g. the
+# Pearson correlation of Part 4.2). If the pictures of the randomised copy look the same (high
+# correlation, still sharp edges), they do not depend on what the model learned and cannot
+# explain it; a method that passes must change. (This is the sanity check of Adebayo et al.,
+# NeurIPS 2018, https://arxiv.org/abs/1810.03292: guided backpropagation fails it, gradients and
+# Grad-CAM pass. The untrained stand-in of this kit already gives sharp guided pictures.)
+# RUBRIC: 1 point: sharpness comes from the method (the forward masks reconstruct the image's
+#   edges), not from what the model uses
+# RUBRIC: 1 point: uses Part 4.2: guided backprop barely changes with the class asked about
+# RUBRIC: 1 point: an experiment that randomises the weights (a copy of the model) and compares the
+#   pictures, and says that unchanged pictures mean they cannot explain what the model learned
 
 # %% [markdown]
-# **Question 5.4 (2 points).** Pick one misclassified image of Part 4.3. Compare Guided
+# **Question 5.4 (2 points, needs the real model).** Pick one misclassified image of Part 4.3. Compare Guided
 # Grad-CAM for the predicted and for the true class: where is the evidence for each, and does
 # the evidence sit on the object or on the background? What does that suggest about the mistake?
 

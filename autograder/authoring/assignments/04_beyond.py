@@ -30,6 +30,18 @@
 # `YOUR CODE HERE`. Before you hand in, run *Kernel > Restart & Run All* and check that no cell
 # shows an error. When the autograder runs the notebook, the exploration cells use a few images
 # only.
+#
+# **Time:** running the whole notebook takes at most {{runtime}} on a 2-core CPU (measured with the
+# untrained stand-in, which does the same work as the real model:
+# `benchmarks/bench_student_notebooks.py`).
+#
+# **Offline:** `python -m student_src.fetch` downloads the model and CIFAR-10 once (and
+# `python -m student_src.fetch --hf microsoft/resnet-18` the transformers model of Part 4). Without
+# them (no network), start Jupyter with `XAI_KIT_STANDIN=1` (`XAI_KIT_STANDIN=1 jupyter lab`): the
+# notebook then runs on an untrained stand-in (random weights, synthetic images) and every figure
+# says so. Your functions and their checks work the same; what the stand-in cannot show is how
+# the methods behave on a trained model: which is faithful, which passes the sanity check.
+# Questions 1.4, 2.5 and 3.4 need the real model (4.1 and 5.1 do not).
 
 # %% [locked] id=setup
 import copy
@@ -40,7 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student_src import assets, checks, data, evaluation, library_cams, library_metrics, models, session, viz
+from student_src import (assets, checks, colour_keys, data, evaluation, library_cams, library_metrics, models,
+                         session, viz)
 
 model, test_set = session.start()  # silences library warnings, seeds, loads model and data
 DEVICE = next(model.parameters()).device
@@ -211,7 +224,7 @@ for method, maps in depth_maps.items():
     print(f"{' '.join(method.split()):>28}: {100 * float((maps > 0.5).float().mean()):5.1f}% of pixels above 0.5")
 
 # %% [markdown]
-# **Question 1.4 (2 points).** Compare Grad-CAM and Layer-CAM at `layer2`, `layer3` and `layer4`
+# **Question 1.4 (2 points, needs the real model).** Compare Grad-CAM and Layer-CAM at `layer2`, `layer3` and `layer4`
 # in the figure above. Where does Layer-CAM's finer map help, and where does it not differ? Why is
 # Grad-CAM at `layer2` so much less useful than Layer-CAM there?
 
@@ -380,7 +393,9 @@ hidden.run("a04_beyond", "check_area_under_curve", area_under_curve)
 #
 # ScoreCAM runs one forward pass per channel of the layer (256 per image at `layer3`): it is left
 # out when the autograder runs the notebook, and so is ROAD. The ranking uses 8 images on a CPU
-# (a few minutes), 16 on a GPU; raise `n_ranked` for a more reliable ranking if you can wait.
+# (on a 2-core CPU the maps take at most {{runtime faithfulness_maps}}, the curves at most
+# {{runtime fig_faithfulness_curves}}), 16 on a GPU; raise `n_ranked` for a more reliable ranking
+# if you can wait (the time grows in proportion).
 
 # %% [code] id=faithfulness_maps
 RANK_LAYER = "layer3"
@@ -410,8 +425,10 @@ print(f"{len(ranked_maps)} methods, {n_ranked} images, {steps} steps per curve")
 n_rows = min(n_ranked, 3)
 titles_rank = [viz.prediction_title(CLASSES, int(y_rank[i]), int(predicted_rank[i]), float(confidence_rank[i]))
                for i in range(n_rows)]
-viz.show_explanations(data.denormalize(x_rank[:n_rows]), {m: maps[:n_rows].cpu() for m, maps in ranked_maps.items()},
-                      titles_rank, suptitle=f"The maps being ranked ({RANK_LAYER}, predicted class)")
+shown_maps = {m: maps[:n_rows].cpu() for m, maps in ranked_maps.items()}
+shown_maps["random"] = viz.Column(shown_maps["random"], colour_keys.real_range(shown_maps["random"], "uniform random value"))
+viz.show_explanations(data.denormalize(x_rank[:n_rows]), shown_maps, titles_rank,
+                      suptitle=f"The maps being ranked ({RANK_LAYER}, predicted class)")
 plt.show()
 
 # %% [code] id=fig_faithfulness_curves
@@ -433,7 +450,7 @@ for method, maps in ranked_maps.items():
 rows.sort(key=lambda row: row["difference"], reverse=True)
 
 fractions = np.linspace(0, 1, steps + 1)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 for method, (deletion, insertion) in curves.items():
     style = {"color": "black", "linestyle": "--"} if method == "random" else {}
     axes[0].plot(fractions, deletion.numpy(), label=method, **style)
@@ -445,9 +462,8 @@ for ax, verb in zip(axes, ("removed", "inserted")):
     ax.set_ylabel("p(explained class), mean over images")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-axes[1].legend(fontsize=8)
+viz.legend_outside(axes[1])
 fig.suptitle(f"Faithfulness of {len(curves)} methods at {RANK_LAYER} ({n_ranked} images)")
-fig.tight_layout(rect=(0, 0.04, 1, 1))
 viz.stamp_standin(fig)
 plt.show()
 
@@ -455,11 +471,11 @@ plt.show()
 print(evaluation.format_table(rows))
 methods = [row["method"] for row in rows]
 positions = np.arange(len(methods))
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.5), layout="constrained")
 axes[0].bar(positions - 0.2, [row["deletion_auc"] for row in rows], 0.4, label="deletion AUC (lower is better)")
 axes[0].bar(positions + 0.2, [row["insertion_auc"] for row in rows], 0.4, label="insertion AUC (higher is better)")
 axes[0].set_title("Deletion and insertion, best first (insertion - deletion)")
-axes[0].set_ylim(0, 1.35 * max(max(row["deletion_auc"], row["insertion_auc"]) for row in rows))
+axes[0].set_ylim(0, 1.1 * max(max(row["deletion_auc"], row["insertion_auc"]) for row in rows))
 axes[1].bar(positions - 0.2, [row["ROAD"] for row in rows], 0.4, color="tab:green", label="ROAD combined")
 axes[1].bar(positions + 0.2, [row["conf_change"] for row in rows], 0.4, color="tab:purple",
             label="confidence change of x * map")
@@ -468,14 +484,14 @@ axes[1].set_title("pytorch-grad-cam's metrics on the same maps (higher is better
 for ax in axes:
     ax.set_xticks(positions)
     ax.set_xticklabels(methods, rotation=30, ha="right")
-    ax.legend(fontsize=8)
+    viz.legend_outside(ax)
     ax.grid(axis="y", alpha=0.3)
-fig.tight_layout(rect=(0, 0.04, 1, 1))
 viz.stamp_standin(fig)
 plt.show()
+session.standin_note("this ranking")
 
 # %% [markdown]
-# **Question 2.5 (3 points).** Which method would you trust, and why? Use the table and the plots:
+# **Question 2.5 (3 points, needs the real model).** Which method would you trust, and why? Use the table and the plots:
 # does every method beat the random map? Do deletion, insertion and ROAD agree on the order?
 # What makes one ranking on a few images unreliable, and what would you change before you
 # believed it?
@@ -664,7 +680,7 @@ for method, explain in sanity_methods.items():
     first_image_maps[method] = seen[1:]  # seen[0]: the original maps; then one per stage
 
 stages = list(next(iter(cascades.values())))
-fig, ax = plt.subplots(figsize=(9, 4))
+fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
 for method, correlations in cascades.items():
     style = {"color": "black", "linestyle": "--"} if "control" in method else {"marker": "o"}
     ax.plot(stages, [correlations[stage] for stage in stages], label=method, **style)
@@ -673,11 +689,11 @@ ax.set_ylim(-0.5, 1.05)
 ax.set_xlabel("randomised so far (cumulative, from the output down)")
 ax.set_ylabel("Spearman rank correlation\nwith the original maps")
 ax.set_title(f"Cascading randomisation (Adebayo et al. 2018), mean over {n_sanity} images")
-ax.legend(fontsize=8)
+viz.legend_outside(ax)
 ax.grid(alpha=0.3)
-fig.tight_layout(rect=(0, 0.04, 1, 1))
 viz.stamp_standin(fig)
 plt.show()
+session.standin_note("these correlations")
 
 # %% [code] id=fig_sanity_maps
 # The first image's maps after each stage (each map scaled to its own maximum).
@@ -686,13 +702,13 @@ for method, maps in first_image_maps.items():
     for stage, stage_map in zip(stages, maps):
         panels.append((stage_map / (stage_map.max() + 1e-12)).numpy())
         panel_titles.append(f"{method}\n{stage}" if stage == "original" else stage)
-viz.show_grid(panels, panel_titles, ncols=len(stages), cmap="jet", vmin=0, vmax=1, cell_size=1.5,
-              colorbar="map value (each map divided by its own maximum)",
+viz.show_grid(panels, panel_titles, ncols=len(stages), cell_size=1.5,
+              key=colour_keys.normalised("each map divided by its own maximum", what="map value"),
               suptitle="Maps of the first image as the weights are randomised, top layer first")
 plt.show()
 
 # %% [markdown]
-# **Question 3.4 (3 points).** What does the sanity check show about guided backpropagation?
+# **Question 3.4 (3 points, needs the real model).** What does the sanity check show about guided backpropagation?
 # Compare its curve with Grad-CAM's, Layer-CAM's and the edge control's, and say what that means
 # for using guided backpropagation (and Guided Grad-CAM) to explain what the model learned.
 

@@ -18,10 +18,16 @@
 # `region_shapley` and compare Shapley values with Grad-CAM by rank correlation, deletion and
 # insertion, and cost (Part 2).
 #
-# **Data.** `python -m student_src.fetch --imagenet` downloads torchvision's ImageNet weights
-# (AlexNet 233 MB, VGG-16 528 MB) and three photos, once. With `XAI_KIT_STANDIN=1` the notebook
-# runs offline on random-init networks and generated photos, and every figure says so: the maps
-# then show the mechanics only.
+# **Data, and offline.** `python -m student_src.fetch --imagenet` downloads torchvision's ImageNet
+# weights (AlexNet 233 MB, VGG-16 528 MB) and three photos, once. Without them (no network), start
+# Jupyter with `XAI_KIT_STANDIN=1` (`XAI_KIT_STANDIN=1 jupyter lab`): the notebook then runs on
+# random-init networks and generated photos, and every figure says so. Your functions and their
+# checks work the same; what the stand-in cannot show is what a trained network sees in the
+# photo: its classes and maps mean nothing, so Questions 1.5 and 2.5 need the real networks
+# (1.3 and 1.8 do not).
+#
+# **Time:** running the whole notebook takes at most {{runtime}} on a 2-core CPU (measured with the
+# stand-in, which does the same work as the real networks: `benchmarks/bench_student_notebooks.py`).
 #
 # **Grading:** the cells marked with points are graded automatically (some checks are hidden:
 # they use other small networks, inputs and models whose Shapley values are known exactly) or by
@@ -39,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student_src import checks, data, evaluation, imagenet, library_cams, probe_models, session, viz
+from student_src import checks, colour_keys, data, evaluation, imagenet, library_cams, probe_models, session, viz
 
 GRADING = data.grading_mode()  # True while the autograder runs the notebook: AlexNet only, fewer samples
-# Seeds, silences library warnings, loads AlexNet, VGG-16 (not while grading: building it takes seconds) and the photos.
+# Seeds, silences library warnings, loads AlexNet, VGG-16 (not while grading, which uses AlexNet only) and the photos.
 alexnet, vgg16, photos = session.start_imagenet(with_vgg=not GRADING)
 DEVICE = photos.device
 CATEGORIES = imagenet.categories()  # the 1000 ImageNet class names, index = class
@@ -214,7 +220,7 @@ viz.show_explanations(imagenet.denormalize(CAT_AND_DOG), cat_dog_maps, ["cat and
 plt.show()
 
 # %% [markdown]
-# **Question 1.5 (3 points).** Describe the two maps of each network. Are they class
+# **Question 1.5 (3 points, needs the real networks).** Describe the two maps of each network. Are they class
 # discriminative (does each light up its own animal)? Where do AlexNet and VGG-16 differ, and
 # what in their architecture could explain it? What does it say about a model that its map for
 # one class covers the *other* animal?
@@ -263,7 +269,9 @@ for network, model in NETWORKS.items():
     finally:
         handle.remove()
     mean_map = kept["relu"].mean(dim=1)
-    maps[f"mean feature map\n{last} + ReLU"] = (mean_map / (mean_map.max() + 1e-12)).cpu()
+    maps[f"mean feature map\n{last} + ReLU"] = viz.Column(
+        (mean_map / (mean_map.max() + 1e-12)).cpu(),
+        colour_keys.normalised("divided by its maximum", what="mean activation over the channels"))
     viz.show_explanations(imagenet.denormalize(CAT_AND_DOG), maps, [network],
                           suptitle=f"{network}: Grad-CAM and Layer-CAM at {early}, and the last layer's mean activation")
     plt.show()
@@ -277,14 +285,16 @@ for network, model in NETWORKS.items():
 
 # %% [code] id=fig_guided
 snapshot = checks.ModelSnapshot(alexnet)
+GUIDED_KEY = colour_keys.normalised("each map divided by its maximum", what="|gradient|, largest over the colour channels")
 guided_maps = {}
 for animal, category in explained["AlexNet"].items():
     gradients = guided_backprop(alexnet, CAT_AND_DOG, [category])
     cam = grad_cam(alexnet, "features.10", CAT_AND_DOG, [category])
     guided = gradients.abs().amax(dim=1)
-    guided_maps[f"guided backprop\n{animal} ({category})"] = (guided / (guided.max() + 1e-12)).cpu()
     combined = guided * cam
-    guided_maps[f"Guided Grad-CAM\n{animal} ({category})"] = (combined / (combined.max() + 1e-12)).cpu()
+    for name, maps in ((f"guided backprop\n{animal} ({category})", guided),
+                       (f"Guided Grad-CAM\n{animal} ({category})", combined)):
+        guided_maps[name] = viz.Column((maps / (maps.max() + 1e-12)).cpu(), GUIDED_KEY)
 snapshot.assert_unchanged(alexnet, "guided_backprop and grad_cam on AlexNet")
 print("AlexNet is unchanged: the same ReLU modules, all still inplace=True, no hooks, no .grad.")
 viz.show_explanations(imagenet.denormalize(CAT_AND_DOG), guided_maps, ["AlexNet"],
@@ -467,8 +477,9 @@ hidden.run("a05_imagenet", "check_region_shapley_sampling", region_shapley)
 # region gets the mean of the map over its pixels. The Spearman rank correlation over the regions
 # says whether the two methods order the regions alike. The cost is counted in images the network
 # evaluates (a forward hook counts them) and seconds. Raise `SHAPLEY_CELLS` and `SHAPLEY_ORDERS`
-# if you can wait: 5x5 cells and 16 orders is 16 * 26 = 416 images per class (about a minute on a CPU),
-# 7x7 cells and 32 orders 1600 (a GPU's default).
+# if you can wait: 5x5 cells and 16 orders (a CPU's default) is 16 * 26 = 416 images per class (the
+# cell takes at most {{runtime shapley_vs_gradcam}} on a 2-core CPU, both classes), 7x7 cells and 32
+# orders 1600 (a GPU's default).
 
 # %% [code] id=shapley_vs_gradcam
 from scipy.stats import spearmanr  # (imported here: the cells your functions are graded in have no scipy)
@@ -500,22 +511,19 @@ for animal, result in comparison.items():
           f"Grad-CAM region means vs Shapley values: {result['rho']:+.2f}; sum of the Shapley values "
           f"{float(result['phi'].sum()):+.2f} = f(x) - f(baseline)")
 
-panels, titles = [imagenet.denormalize(CAT_AND_DOG)[0]], ["cat and dog"]
+painted = {animal: evaluation.paint_regions(result["phi"], regions).cpu() for animal, result in comparison.items()}
+shapley_key = colour_keys.signed(np.concatenate([maps.numpy() for maps in painted.values()]),
+                                 "Shapley value of the region (logit), one scale for both classes")
+columns = {}
 for animal, result in comparison.items():
-    painted = evaluation.paint_regions(result["phi"], regions)[0].cpu().numpy()
-    limit = float(np.abs(painted).max()) + 1e-12
-    panels += [viz.overlay_heatmap(panels[0], result["cam"][0].cpu().numpy()), painted / limit]
-    titles += [f"Grad-CAM {animal}", f"Shapley {animal}\n(red +, blue -; max {limit:.2g})"]
-fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.2))
-for ax, panel, title in zip(axes, panels, titles):
-    ax.imshow(panel, **({"cmap": "bwr", "vmin": -1, "vmax": 1} if panel.ndim == 2 else {}))
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-fig.suptitle(f"AlexNet: Grad-CAM vs Shapley values of {SHAPLEY_CELLS}x{SHAPLEY_CELLS} regions "
-             f"({SHAPLEY_ORDERS} orders)")
-fig.tight_layout(rect=(0, 0.04, 1, 0.92))
-viz.stamp_standin(fig)
+    columns[f"Grad-CAM {animal}"] = result["cam"].cpu()
+    columns[f"Shapley {animal}\n(sum {float(result['phi'].sum()):+.2g})"] = viz.Column(painted[animal], shapley_key,
+                                                                                   overlay=False)
+viz.show_explanations(imagenet.denormalize(CAT_AND_DOG), columns, ["cat and dog"],
+                      suptitle=f"AlexNet: Grad-CAM vs Shapley values of {SHAPLEY_CELLS}x{SHAPLEY_CELLS} regions "
+                               f"({SHAPLEY_ORDERS} orders)")
 plt.show()
+session.standin_note("these correlations, sums and maps")
 
 # %% [markdown]
 # ### 2.4 Which is more faithful?
@@ -539,20 +547,19 @@ for animal, result in list(comparison.items())[:1 if GRADING else None]:  # the 
 print(evaluation.format_table(rows))
 names = [row["method"] for row in rows]
 positions = np.arange(len(rows))
-fig, ax = plt.subplots(figsize=(9, 3.5))
+fig, ax = plt.subplots(figsize=(10, 3.5), layout="constrained")
 ax.bar(positions - 0.2, [row["deletion_auc"] for row in rows], 0.4, label="deletion AUC (lower is better)")
 ax.bar(positions + 0.2, [row["insertion_auc"] for row in rows], 0.4, label="insertion AUC (higher is better)")
 ax.set_xticks(positions)
 ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
 ax.set_title(f"Faithfulness on the cat-and-dog photo (AlexNet, {steps} steps)")
-ax.legend(fontsize=8)
+viz.legend_outside(ax)
 ax.grid(axis="y", alpha=0.3)
-fig.tight_layout(rect=(0, 0.04, 1, 1))
 viz.stamp_standin(fig)
 plt.show()
 
 # %% [markdown]
-# **Question 2.5 (3 points).** Compare Shapley values and Grad-CAM on this photo: how well do
+# **Question 2.5 (3 points, needs the real networks).** Compare Shapley values and Grad-CAM on this photo: how well do
 # they agree (the rank correlation), which is more faithful by deletion and insertion, and what
 # did each cost? Name one property the Shapley values have that Grad-CAM's map does not, and
 # two choices that change the Shapley values although the model did not change.
@@ -567,7 +574,7 @@ plt.show()
 # region removals), both beat the random map; with few images and steps the differences are not
 # reliable. Cost: Grad-CAM needs one forward and one backward pass (1 image, a fraction of a
 # second); Shapley sampling needs n_permutations * (R + 1) forward passes (16 * 26 = 416 images,
-# about a minute on a CPU), and exactly 2^R coalitions would be out of reach (2^25, 2^49). Properties:
+# the seconds the cell printed), and exactly 2^R coalitions would be out of reach (2^25, 2^49). Properties:
 # efficiency (the values add up to f(x) - f(baseline), in logit units), symmetry, dummy,
 # linearity; Grad-CAM's map is relative and unitless. Choices that change them: the baseline
 # (mean colour, black, blur), the regions (grid size, superpixels), the score (logit or

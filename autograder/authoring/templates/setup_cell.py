@@ -1,6 +1,7 @@
 # Set-up. On Google Colab this installs the course library (student_src) and the packages
 # Colab lacks, WITHOUT reinstalling Colab's torch, then downloads the model and the data.
-# In a local Jupyter it changes nothing: the library is already installed there.
+# In a local Jupyter it changes nothing: the library is already installed there. Offline, start
+# Jupyter with XAI_KIT_STANDIN=1: the notebook then runs on an untrained stand-in (no download).
 import importlib.metadata
 import importlib.util
 import os
@@ -19,4 +20,5 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "student_src.fetch", *fetch_args], check=True)
     print("Colab set-up done: student_src installed, model and data fetched.")
 else:
-    print("Local Jupyter: nothing to install (run `python -m student_src.fetch` once if the model is missing).")
+    print("Local Jupyter: nothing to install. Run `python -m student_src.fetch` once for the model and data, "
+          "or start Jupyter with XAI_KIT_STANDIN=1 to run offline on the untrained stand-in.")
