@@ -12,8 +12,10 @@ runs in two kernels, both sandboxed:
   nothing this kernel does reaches a verdict;
 - the **check kernel** runs only what the student's functions are made of: the set-up cell, the
   cells that bring in the tools of earlier assignments (ids starting with ``tools_``) and every
-  solution cell, each when the notebook reaches it, and then, in each test cell, the hidden lines
-  (``hidden.run(...)``). The libraries that the assignments ask students to write themselves
+  solution cell, in the notebook's order, and then, in each test cell, the hidden lines
+  (``hidden.run(...)``). It starts when the first hidden lines are due (the first test cell
+  whose visible part passed), with the cells before them: a blank notebook never starts one.
+  The libraries that the assignments ask students to write themselves
   (:func:`hidden_libraries`: the ``HIDDEN_LIBRARIES`` of every module of
   ``autograder/engine/checks``) cannot be imported there: in the bubblewrap sandbox their package
   folders are replaced by a package that raises ``ImportError`` (a mount: nothing the kernel does
@@ -116,11 +118,12 @@ def role(cell) -> str:
 class CheckKernel:
     """A kernel of ``kernel_name`` started in ``cwd``, fed code cell by cell.
 
-    :meth:`run_function_cell` runs a set-up, tools or solution cell and keeps its source, so
-    that :meth:`run_hidden` can start the kernel again and replay them after a death or a time-out.
-    ``cpu_seconds``: CPU seconds per cell (0: none), ``timeout``: wall-clock seconds per cell (the
-    backstop), as the notebook kernel's; ``zygote_pid``: the process the check kernels are forked
-    from (its tree is the kernel's, with the launcher's)."""
+    :meth:`run_function_cell` keeps a set-up, tools or solution cell's source (and runs it if the
+    kernel is up); :meth:`run_hidden` starts the kernel when it is not up (the first hidden lines,
+    or after a death or a time-out) and replays them first. ``cpu_seconds``: CPU seconds per cell
+    (0: none), ``timeout``: wall-clock seconds per cell (the backstop), as the notebook kernel's;
+    ``zygote_pid``: the process the check kernels are forked from (its tree is the kernel's, with
+    the launcher's)."""
 
     def __init__(self, kernel_name: str, cwd: str, timeout: float | None, startup_timeout: float = 120,
                  sandbox_layout: str = "", log=None, cpu_seconds: float = 0, zygote_pid: int = 0):
@@ -233,11 +236,15 @@ class CheckKernel:
             self._execute(code)
 
     def run_function_cell(self, source: str) -> None:
-        """Run a set-up, tools or solution cell (its output and errors are the notebook kernel's
-        business: dropped here) and remember it for a replay."""
+        """A set-up, tools or solution cell (its output and errors are the notebook kernel's
+        business: dropped here): remembered, and run at once if the kernel is up. The kernel
+        starts only for the first hidden lines (:meth:`run_hidden`), and runs the cells kept so
+        far, in order, first: nothing else runs in it in between, so they run exactly as they
+        would have when the notebook reached them. A notebook whose visible tests all fail (a
+        blank one) never pays for the check kernel."""
         self.replay.append(source)
-        self._ensure_ready()
-        self._execute(source)
+        if self.healthy and self.km is not None and self.km.is_alive():
+            self._execute(source)
 
     def run_hidden(self, source: str) -> list:
         """Run a test cell's hidden lines; return the outputs to add to the cell (an error output

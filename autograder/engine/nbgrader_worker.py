@@ -368,15 +368,18 @@ def _kill_leftovers(keep: set) -> None:
             return
 
 
-def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: bool,
-           runtime: Path | None = None, sandbox_root: Path | None = None, code: Path | None = None,
-           memory_mb: int | None = None) -> int:
-    """Serve requests. Without a sandbox, this process is a subreaper and kills whatever a
-    notebook left running after each request; in one, the zygote does that inside it."""
+def start_api(course: Path, cell_seconds: int | None = None, no_database: bool = False, prewarm: bool = False,
+              runtime: Path | None = None, sandbox_root: Path | None = None, code: Path | None = None,
+              memory_mb: int | None = None):
+    """Everything a worker needs before its first request, in this process: the hidden checks'
+    socket reserved, the sandbox (or, without one, this process a subreaper) and the zygotes
+    started, nbgrader imported and configured from ``course/nbgrader_config.py``.
+
+    Returns ``(api, keep)``: the ``NbGraderAPI``, and the pids to spare between requests (the
+    zygotes; ``None`` in a sandbox, where the zygote sweeps its own processes).
+    ``benchmarks/profile_grading.py`` calls this too, to time a worker's requests in-process."""
     from traitlets.config import Config
 
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # from here on, print() and library chatter go to stderr
     os.chdir(course)
     keep: set | None = None
     config_for_prewarm = Config()
@@ -408,7 +411,17 @@ def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: b
         config.SaveCells.enabled = False
         config.GenerateAssignment.no_database = True
     config.merge(config_for_prewarm)
-    api = NbGraderAPI(config=config)
+    return NbGraderAPI(config=config), keep
+
+
+def _serve(course: Path, cell_seconds: int | None, no_database: bool, prewarm: bool,
+           runtime: Path | None = None, sandbox_root: Path | None = None, code: Path | None = None,
+           memory_mb: int | None = None) -> int:
+    """Serve requests. Without a sandbox, this process is a subreaper and kills whatever a
+    notebook left running after each request; in one, the zygote does that inside it."""
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # from here on, print() and library chatter go to stderr
+    api, keep = start_api(course, cell_seconds, no_database, prewarm, runtime, sandbox_root, code, memory_mb)
     answers.write(json.dumps({"ready": True}) + "\n")  # start-up done: requests' clocks start after it
     for line in sys.stdin:
         request = json.loads(line)
