@@ -77,7 +77,7 @@ def scores(course, assignments) -> dict:
     return table
 
 
-def grade_plain(course, assignments, cwd: Path) -> None:
+def grade_plain(course, assignments) -> None:
     nbgrader = Path(sys.executable).with_name("nbgrader")
     for assignment in assignments:
         subprocess.run([str(nbgrader), "autograde", assignment, "--force"], cwd=course.root,
@@ -111,8 +111,8 @@ def main() -> int:
             fetch.make_standin(tmp / "assets" / "standin")
             print("(stand-in model and images: the hub files are not downloaded)")
         # One course folder per way (a copy would share the first one's gradebook: its path is in the config).
-        courses = {way: make_course(tmp / f"course-{way}", assignments, args.students)
-                   for way in (*args.ways, "one")}
+        courses = {way: make_course(tmp / f"course-{way}", assignments, args.students) for way in args.ways}
+        courses["one"] = make_course(tmp / "course-one", assignments, 1)  # solved00 alone
         notebooks = 2 * args.students * len(assignments)
         print(f"machine: {os.cpu_count()} cores; {args.students} solved + {args.students} blank students x "
               f"{len(assignments)} assignments = {notebooks} notebooks", flush=True)
@@ -120,7 +120,7 @@ def main() -> int:
         for way in args.ways:
             before, started = _load(), time.perf_counter()
             if way == "plain":
-                grade_plain(courses[way], assignments, tmp)
+                grade_plain(courses[way], assignments)
             else:
                 grade_kit(courses[way], int(way[-1]), tmp)
             seconds[way] = time.perf_counter() - started

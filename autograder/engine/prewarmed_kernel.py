@@ -447,31 +447,34 @@ def start_zygote(address: str, env: dict | None = None, sandbox_layout=None, cod
     program = [sys.executable, str(script), "serve", "--listen-fd", str(listener.fileno())]
     if not preimport:
         program.append("--no-preimport")
+    handed_over, info_read = [listener.fileno()], None
     if sandbox_layout is not None:
         from autograder.engine import sandbox
 
         outside = dict(os.environ if env is None else env)
-        info_read, info_write = os.pipe()
+        info_read, info_write = os.pipe()  # where bwrap reports the sandbox's PID
+        handed_over.append(info_write)
         program = sandbox.bwrap_command(program, sandbox_layout, code, outside, check_socket=check_socket,
                                         masked=masked, info_descriptor=info_write)
         env = sandbox.zygote_environment(sandbox_layout, outside, check_socket)  # bwrap's own, too
-        try:
-            process = subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL,
-                                       pass_fds=[listener.fileno(), info_write])
-        finally:
-            listener.close()
-            os.close(info_write)
+    try:
+        process = subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL, pass_fds=handed_over)
+    except BaseException:
+        if info_read is not None:
+            os.close(info_read)
+        raise
+    finally:
+        listener.close()
+        for descriptor in handed_over[1:]:
+            os.close(descriptor)
+    if info_read is not None:
         try:
             sandbox.link_handoff(sandbox_layout, sandbox.sandbox_pid(info_read))
         except BaseException:
             process.kill()
             process.wait()
             raise
-        return process
-    try:
-        return subprocess.Popen(program, env=env, stdin=subprocess.DEVNULL, pass_fds=[listener.fileno()])
-    finally:
-        listener.close()
+    return process
 
 
 def activate(runtime: Path, sandbox_layout=None, code: Path | None = None, preimport: bool = True,
