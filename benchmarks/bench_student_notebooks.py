@@ -46,7 +46,7 @@ import json as _bench_json, time as _bench_time
 _bench_cells = []
 get_ipython().events.register("pre_run_cell", lambda info: _bench_cells.append(
     [_bench_time.perf_counter(), _bench_time.process_time()]))
-get_ipython().events.register("post_run_cell", lambda result: _bench_cells[-1].extend(
+get_ipython().events.register("post_run_cell", lambda result: _bench_cells and _bench_cells[-1].extend(
     [_bench_time.perf_counter(), _bench_time.process_time()]))
 """
 REPORT_CELL = "print(_bench_json.dumps(_bench_cells[:-1]))"
@@ -67,7 +67,9 @@ def run_notebook(assignment: str, folder: Path, env: dict) -> dict:
     # recorded is CPU time, which the load does not change).
     NotebookClient(notebook, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(folder)}},
                    allow_errors=True).execute(env=env)
-    timings = json.loads(notebook.cells[-1].outputs[-1]["text"].strip().splitlines()[-1])[1:]  # [0]: TIMER_CELL
+    # One entry per cell of the notebook: the callbacks TIMER_CELL registers start with the cell
+    # after it (its own post_run finds the list empty), and REPORT_CELL leaves out its own entry.
+    timings = json.loads(notebook.cells[-1].outputs[-1]["text"].strip().splitlines()[-1])
     ids = [cell.get("id") or f"cell {index}" for index, cell in enumerate(code_cells)]
     wall = {name: end - start for name, (start, cpu_start, end, cpu_end) in zip(ids, timings)}
     cpu = {name: cpu_end - cpu_start for name, (start, cpu_start, end, cpu_end) in zip(ids, timings)}
