@@ -39,7 +39,7 @@ system-packages:
 ## Tests of the kit, offline: release up to date, then pytest.
 test: install
 	$(PY) -m autograder release --check
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
 
 ## Build the release and grade two demo students (reference, blank); stand-in when offline.
 demo: install

@@ -198,9 +198,11 @@ def test_the_same_grades_quietly_and_with_every_core_busy(graded_twice):
         student: (8.0, "graded") for student in ("solved", "half_limit", "burner")}
 
 
-def test_a_cell_at_half_its_cpu_limit_passes_where_a_wall_clock_limit_would_fail_it(graded_twice):
-    """Under load the cell took longer than its limit in wall-clock time: a wall-clock limit of
-    that size would have failed it (and every cell that needs its definitions)."""
+def test_a_cell_at_half_its_cpu_limit_passes_quietly_and_under_load(graded_twice):
+    """The cell used half its CPU limit and passed in both runs, within the wall-clock backstop.
+    (How much longer it took under load depends on how the scheduler shares the cores: with
+    autogroup scheduling a sandboxed kernel, in a session of its own, gets a core's worth
+    whatever runs beside it. The wall-clock time is printed, not asserted.)"""
     walls = {}
     for run in ("quiet", "loaded"):
         table, out = graded_twice[run]
@@ -208,8 +210,8 @@ def test_a_cell_at_half_its_cpu_limit_passes_where_a_wall_clock_limit_would_fail
         (wall,) = re.findall(r"half the limit in CPU time took ([\d.]+) s of wall-clock time",
                              _feedback(out, "half_limit"))
         walls[run] = float(wall)
-    assert walls["loaded"] > CELL_CPU_SECONDS, walls
-    assert walls["loaded"] < CELL_CPU_SECONDS * CELL_WALL_FACTOR, walls
+    print(f"half the CPU limit ({HALF_SECONDS} s) took, in wall-clock seconds: {walls}")
+    assert max(walls.values()) < CELL_CPU_SECONDS * CELL_WALL_FACTOR, walls
 
 
 def test_a_cell_over_its_cpu_limit_fails_alone_and_the_cells_after_it_keep_their_state(graded_twice):
@@ -220,5 +222,6 @@ def test_a_cell_over_its_cpu_limit_fails_alone_and_the_cells_after_it_keep_their
         table, out = graded_twice[run]
         assert all(row.status in ("passed", "graded", "needs manual grading") for row in table["burner"].values())
         page = _feedback(out, "burner")
-        assert page.count(f"used more than {CELL_CPU_SECONDS} s of CPU time") >= 2, run
+        stops = re.findall(r"(?:used more than|did not finish within|Error)[^<]{0,160}", page)
+        assert page.count(f"used more than {CELL_CPU_SECONDS} s of CPU time") >= 2, (run, stops)
         assert "CellTimeoutError" in page and "NameError" not in page and "KernelRestarted" not in page
